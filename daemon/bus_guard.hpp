@@ -1,0 +1,40 @@
+#pragma once
+
+#include "errors.hpp"
+#include "log.hpp"
+
+#include <sdbus-c++/Error.h>
+
+#include <exception>
+#include <string>
+
+namespace gpuswap {
+
+inline sdbus::Error toBusError(const Failure& failure)
+{
+    return sdbus::Error(errorName(failure.code()), failure.what());
+}
+
+// sdbus-c++ 1.2 turns only sdbus::Error into a D-Bus error reply; anything else
+// would unwind through libsystemd and end the daemon. Every handler runs in here.
+template <typename Body>
+auto guarded(const char* handler, Body&& body) -> decltype(body())
+{
+    try {
+        return body();
+    } catch (const sdbus::Error&) {
+        throw;
+    } catch (const Failure& failure) {
+        throw toBusError(failure);
+    } catch (const std::exception& e) {
+        log::error(std::string("bug in ") + handler + ": " + e.what(), {{"HANDLER", handler}});
+        throw sdbus::Error(errorName(ErrorCode::Internal), std::string("internal error in ") + handler + ": " +
+                                                               e.what() + " (please report this bug)");
+    } catch (...) {
+        log::error(std::string("bug in ") + handler + ": unknown exception", {{"HANDLER", handler}});
+        throw sdbus::Error(errorName(ErrorCode::Internal),
+                           std::string("internal error in ") + handler + " (please report this bug)");
+    }
+}
+
+} // namespace gpuswap

@@ -1,0 +1,61 @@
+#pragma once
+
+#include "pci_address.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gpuswap {
+
+enum class DisplayManagerPolicy { Restart, Keep };
+enum class HolderPolicy { Wait, Ignore };
+
+struct Timeouts {
+    std::chrono::milliseconds unit{30000};
+    std::chrono::milliseconds bind{10000};
+    std::chrono::milliseconds holders{10000};
+    bool operator==(const Timeouts&) const = default;
+};
+
+struct VmProfile {
+    std::string name{};
+    // Empty: the devices come from the domain XML at PrepareVM.
+    std::vector<PciAddress> devices{};
+    // address -> BAR index -> size in bytes, applied while the device is on vfio-pci.
+    std::map<PciAddress, std::map<unsigned, uint64_t>> bars{};
+    DisplayManagerPolicy displayManager = DisplayManagerPolicy::Restart;
+    HolderPolicy holders = HolderPolicy::Wait;
+    bool operator==(const VmProfile&) const = default;
+};
+
+struct Config {
+    std::string displayManagerUnit = "display-manager.service";
+    Timeouts timeouts;
+    std::map<std::string, VmProfile> vms;
+    bool operator==(const Config&) const = default;
+};
+
+// Says which file, which key path (or line and column) and what is wrong.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Strict: unknown keys, duplicate keys, wrong types and malformed values are errors.
+Config parseConfig(std::string_view text, const std::string& fileName);
+// A missing file is an empty configuration (no profiles); any other read error throws.
+Config loadConfig(const std::filesystem::path& path);
+
+// VM names as libvirt accepts them, limited to what the daemon stores: 1-255 bytes,
+// no '/', no control characters.
+bool isValidVmName(std::string_view name);
+// systemd unit names: [A-Za-z0-9:_.\\@-], a known type suffix, at most 255 bytes.
+bool isValidUnitName(std::string_view name);
+
+} // namespace gpuswap

@@ -1,0 +1,23 @@
+#include "iommu_group.hpp"
+
+namespace gpuswap {
+
+std::vector<PciDevice> viabilityBlockers(const std::vector<PciDevice>& present, const std::set<PciAddress>& handedOver)
+{
+    std::set<int> groups;
+    for (const PciDevice& device : present)
+        if (handedOver.contains(device.address) && device.iommuGroup >= 0)
+            groups.insert(device.iommuGroup);
+    std::vector<PciDevice> blockers;
+    for (const PciDevice& device : present) {
+        if (!groups.contains(device.iommuGroup) || handedOver.contains(device.address))
+            continue;
+        const bool harmless = device.isBridge() || device.driver.empty() || device.driver == "vfio-pci" ||
+                              device.driver == "pci-stub";
+        if (!harmless)
+            blockers.push_back(device);
+    }
+    return blockers;
+}
+
+} // namespace gpuswap

@@ -1,0 +1,16 @@
+#pragma once
+
+#include "pci_device.hpp"
+
+#include <set>
+#include <vector>
+
+namespace gpuswap {
+
+// VFIO can only use an IOMMU group whose every member is handed over, is a PCI
+// bridge, has no driver, or sits on vfio-pci or pci-stub. Binding one function
+// alone succeeds in the kernel but leaves the group unusable, so check first.
+// Returns the members that keep a group of `handedOver` from being viable.
+std::vector<PciDevice> viabilityBlockers(const std::vector<PciDevice>& present, const std::set<PciAddress>& handedOver);
+
+} // namespace gpuswap

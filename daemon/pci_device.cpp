@@ -1,0 +1,155 @@
+#include "pci_device.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace gpuswap {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// IORESOURCE_MEM in the flags column of the kernel's "resource" file.
+constexpr uint64_t kIoResourceMem = 0x200;
+
+std::optional<std::string> readAttribute(const fs::path& path)
+{
+    std::ifstream file(path);
+    if (!file)
+        return std::nullopt;
+    std::string value;
+    std::getline(file, value);
+    while (!value.empty() && (value.back() == '\n' || value.back() == ' '))
+        value.pop_back();
+    return value;
+}
+
+template <typename Number>
+Number parseNumber(const std::optional<std::string>& text, int base)
+{
+    if (!text)
+        return 0;
+    std::string_view digits = *text;
+    if (base == 16 && digits.starts_with("0x"))
+        digits.remove_prefix(2);
+    Number value{};
+    std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
+    return value;
+}
+
+std::string linkTargetName(const fs::path& link)
+{
+    std::error_code error;
+    const fs::path target = fs::read_symlink(link, error);
+    return error ? std::string() : target.filename().string();
+}
+
+std::vector<PciBar> readBars(const fs::path& device)
+{
+    std::vector<PciBar> bars;
+    std::ifstream resource(device / "resource");
+    std::string line;
+    for (unsigned index = 0; index < 6 && std::getline(resource, line); ++index) {
+        std::istringstream fields(line);
+        std::string start;
+        std::string end;
+        std::string flags;
+        fields >> start >> end >> flags;
+        const auto first = parseNumber<uint64_t>(start, 16);
+        const auto last = parseNumber<uint64_t>(end, 16);
+        if (last <= first || (parseNumber<uint64_t>(flags, 16) & kIoResourceMem) == 0)
+            continue;
+        const auto mask = parseNumber<uint64_t>(readAttribute(device / ("resource" + std::to_string(index) + "_resize")), 16);
+        bars.push_back({index, last - first + 1, mask});
+    }
+    return bars;
+}
+
+std::vector<std::string> readDrmNodes(const fs::path& device)
+{
+    std::vector<std::string> nodes;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(device / "drm", error)) {
+        const std::string name = entry.path().filename().string();
+        if (name.starts_with("card") || name.starts_with("renderD"))
+            nodes.push_back("/dev/dri/" + name);
+    }
+    std::sort(nodes.begin(), nodes.end());
+    return nodes;
+}
+
+} // namespace
+
+fs::path Sysfs::devicePath(const PciAddress& address) const { return root_ / "bus/pci/devices" / address.str(); }
+
+fs::path Sysfs::driverPath(const std::string& driver) const { return root_ / "bus/pci/drivers" / driver; }
+
+std::vector<PciAddress> Sysfs::listPciDevices() const
+{
+    std::vector<PciAddress> addresses;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(root_ / "bus/pci/devices", error))
+        if (auto address = PciAddress::parse(entry.path().filename().string()))
+            addresses.push_back(*address);
+    std::sort(addresses.begin(), addresses.end());
+    return addresses;
+}
+
+std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
+{
+    const fs::path path = devicePath(address);
+    const auto vendor = readAttribute(path / "vendor");
+    if (!vendor)
+        return std::nullopt;
+    PciDevice device{.address = address};
+    device.vendorId = parseNumber<uint16_t>(vendor, 16);
+    device.deviceId = parseNumber<uint16_t>(readAttribute(path / "device"), 16);
+    device.classCode = parseNumber<uint32_t>(readAttribute(path / "class"), 16);
+    device.driver = linkTargetName(path / "driver");
+    const auto override = readAttribute(path / "driver_override");
+    device.driverOverride = (!override || *override == "(null)") ? std::string() : *override;
+    const std::string group = linkTargetName(path / "iommu_group");
+    device.iommuGroup = group.empty() ? -1 : parseNumber<int>(group, 10);
+    device.bootVga = readAttribute(path / "boot_vga") == "1";
+    device.bars = readBars(path);
+    device.drmNodes = readDrmNodes(path);
+    return device;
+}
+
+bool Sysfs::hasDriver(const std::string& driver) const
+{
+    std::error_code error;
+    return fs::is_directory(driverPath(driver), error);
+}
+
+bool Sysfs::hasIommuGroups() const
+{
+    std::error_code error;
+    fs::directory_iterator groups(root_ / "kernel/iommu_groups", error);
+    return !error && groups != fs::directory_iterator();
+}
+
+std::set<PciAddress> selectTrackedDevices(const std::vector<PciDevice>& present,
+                                          const std::set<PciAddress>& profileDevices)
+{
+    std::set<std::string_view> displaySlots;
+    std::set<int> displayGroups;
+    for (const PciDevice& device : present) {
+        if (!device.isDisplayController())
+            continue;
+        displaySlots.insert(device.address.slot());
+        if (device.iommuGroup >= 0)
+            displayGroups.insert(device.iommuGroup);
+    }
+    std::set<PciAddress> tracked;
+    for (const PciDevice& device : present)
+        if (displaySlots.contains(device.address.slot()) || displayGroups.contains(device.iommuGroup) ||
+            profileDevices.contains(device.address))
+            tracked.insert(device.address);
+    return tracked;
+}
+
+} // namespace gpuswap

@@ -1,0 +1,66 @@
+#pragma once
+
+#include "pci_address.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gpuswap {
+
+struct PciBar {
+    unsigned index = 0;
+    uint64_t size = 0;
+    // resourceN_resize as the kernel reports it (bit n: 2^n MiB); 0 when not resizable.
+    uint64_t supportedMask = 0;
+    bool operator==(const PciBar&) const = default;
+};
+
+// What the kernel's sysfs says about one PCI function at one moment.
+struct PciDevice {
+    PciAddress address;
+    uint16_t vendorId = 0;
+    uint16_t deviceId = 0;
+    uint32_t classCode = 0;
+    std::string driver{};          // "" when unbound
+    std::string driverOverride{};  // "" when unset (the kernel shows "(null)")
+    int iommuGroup = -1;
+    bool bootVga = false;
+    std::vector<PciBar> bars{};           // memory BARs 0-5 that have a size
+    std::vector<std::string> drmNodes{};  // "/dev/dri/card1", "/dev/dri/renderD128"
+
+    bool isDisplayController() const { return (classCode >> 16) == 0x03; }
+    bool isBridge() const { return (classCode >> 16) == 0x06; }
+    bool operator==(const PciDevice&) const = default;
+};
+
+// The kernel's sysfs below a root: "/sys" on a host (and under the umockdev
+// preload, which redirects it), a plain directory tree in unit tests.
+class Sysfs {
+public:
+    explicit Sysfs(std::filesystem::path root = "/sys") : root_(std::move(root)) {}
+
+    const std::filesystem::path& root() const { return root_; }
+    std::filesystem::path devicePath(const PciAddress& address) const;
+    std::filesystem::path driverPath(const std::string& driver) const;
+
+    std::vector<PciAddress> listPciDevices() const;
+    // nullopt when the device is gone (removed between listing and reading).
+    std::optional<PciDevice> readDevice(const PciAddress& address) const;
+    bool hasDriver(const std::string& driver) const;
+    // Whether the kernel exposes IOMMU groups at all (IOMMU on).
+    bool hasIommuGroups() const;
+
+private:
+    std::filesystem::path root_;
+};
+
+// Which devices gpuswapd exports: every display controller, every function in the
+// same slot or IOMMU group as one, and every present device a profile names.
+std::set<PciAddress> selectTrackedDevices(const std::vector<PciDevice>& present,
+                                          const std::set<PciAddress>& profileDevices);
+
+} // namespace gpuswap
