@@ -231,7 +231,7 @@ class FakeKernel:
 
     def take_fault(self, operation, device, driver):
         for fault in self.faults:
-            if fault['op'] != operation:
+            if fault['on'] != operation:
                 continue
             if fault.get('device') not in (None, device.address if device else None):
                 continue
