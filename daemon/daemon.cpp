@@ -1,11 +1,16 @@
 #include "daemon.hpp"
 
+#include "authorizer.hpp"
 #include "bus_attachment.hpp"
 #include "device_object.hpp"
 #include "device_registry.hpp"
+#include "hand_over.hpp"
+#include "journal.hpp"
 #include "log.hpp"
 #include "manager_object.hpp"
+#include "sysfs_writer.hpp"
 #include "udev_watch.hpp"
+#include "unit_control.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
@@ -87,6 +92,10 @@ public:
 
     ~Daemon()
     {
+        handOver_.reset();
+        authorizer_.reset();
+        units_.reset();
+        writer_.reset();
         registry_.reset();
         devices_.reset();
         udev_.reset();
@@ -103,12 +112,18 @@ public:
     {
         connection_ = connectBus(options_.busAddress);
         attachment_ = std::make_unique<BusAttachment>(event_, *connection_);
-        manager_ = std::make_unique<ManagerObject>(*connection_, sysfs_, config_);
+        authorizer_ = std::make_unique<Authorizer>(*connection_);
+        manager_ = std::make_unique<ManagerObject>(*connection_, sysfs_, config_, *authorizer_);
         devices_ = std::make_unique<DeviceObjects>(*connection_);
         registry_ = std::make_unique<DeviceRegistry>(sysfs_, *devices_);
         // Watch before the first scan, so no change slips between the two.
         udev_ = std::make_unique<UdevWatch>(event_, [this](const UdevEvent& event) { onUdevEvent(event); });
         registry_->setProfileDevices(profileDevices(config_));
+        writer_ = std::make_unique<SysfsWriter>(event_);
+        units_ = std::make_unique<UnitControl>(*connection_);
+        handOver_ = std::make_unique<HandOver>(event_, sysfs_, *writer_, *units_, Journal(options_.stateDir), config_,
+                                               *manager_, [this] { reloadConfig(); });
+        manager_->attach(*handOver_);
 
         // Objects first, then the name: whoever sees the name finds them in place.
         connection_->requestName(kBusName);
@@ -116,9 +131,10 @@ public:
                       " tracked devices and " + std::to_string(config_.vms.size()) + " profiles",
                   {{"CONFIG", options_.configPath.string()}});
         sd_notify(0, "READY=1\nSTATUS=Serving");
+        // Calls that arrive meanwhile wait for the rollback of an interrupted operation.
+        handOver_->recover();
 
         const int r = sd_event_loop(event_);
-        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
         if (r < 0) {
             log::error(std::string("event loop failed: ") + std::error_code(-r, std::generic_category()).message());
             return 1;
@@ -137,31 +153,45 @@ private:
     static int onStop(sd_event_source*, const struct signalfd_siginfo*, void* userdata)
     {
         auto* self = static_cast<Daemon*>(userdata);
-        log::info("stopping on request");
-        sd_event_exit(self->event_, 0);
+        if (self->stopping_)
+            return 0;
+        self->stopping_ = true;
+        log::info(self->handOver_->operation().empty()
+                      ? std::string("stopping on request")
+                      : "stopping on request after rolling back " + self->handOver_->operation());
+        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+        self->handOver_->shutdown([self] {
+            self->manager_->abandonPendingCalls();
+            sd_event_exit(self->event_, 0);
+        });
         return 0;
     }
 
     static int onReload(sd_event_source*, const struct signalfd_siginfo*, void* userdata)
     {
-        static_cast<Daemon*>(userdata)->reloadConfig();
+        // Between operations, like the Reload method.
+        static_cast<Daemon*>(userdata)->handOver_->reload([](std::optional<Failure> failure, const Outcome&) {
+            if (failure)
+                log::error(failure->what(), {{"ERROR", errorName(failure->code())}});
+        });
         return 0;
     }
 
+    // Throws Failure(BadConfig), keeping the configuration it had.
     void reloadConfig()
     {
         sd_notify(0, "RELOADING=1");
         try {
             config_ = loadConfig(options_.configPath);
-            manager_->configReloaded();
-            registry_->setProfileDevices(profileDevices(config_));
-            log::info("reloaded the configuration: " + std::to_string(config_.vms.size()) + " profiles",
-                      {{"CONFIG", options_.configPath.string()}});
         } catch (const ConfigError& e) {
-            log::error(std::string("kept the previous configuration: ") + e.what() +
-                           "; fix the file and reload again",
-                       {{"CONFIG", options_.configPath.string()}});
+            sd_notify(0, "READY=1");
+            throw Failure(ErrorCode::BadConfig, std::string("kept the previous configuration: ") + e.what() +
+                                                    "; fix the file and reload again");
         }
+        manager_->configReloaded();
+        registry_->setProfileDevices(profileDevices(config_));
+        log::info("reloaded the configuration: " + std::to_string(config_.vms.size()) + " profiles",
+                  {{"CONFIG", options_.configPath.string()}});
         sd_notify(0, "READY=1");
     }
 
@@ -174,6 +204,7 @@ private:
         }
         if (event.pciAddress)
             registry_->refresh(*event.pciAddress);
+        handOver_->onUdevEvent(event);
     }
 
     DaemonOptions options_;
@@ -186,6 +217,11 @@ private:
     std::unique_ptr<DeviceObjects> devices_;
     std::unique_ptr<DeviceRegistry> registry_;
     std::unique_ptr<UdevWatch> udev_;
+    std::unique_ptr<SysfsWriter> writer_;
+    std::unique_ptr<UnitControl> units_;
+    std::unique_ptr<Authorizer> authorizer_;
+    std::unique_ptr<HandOver> handOver_;
+    bool stopping_ = false;
 };
 
 } // namespace

@@ -21,6 +21,9 @@ std::string errorName(ErrorCode code)
     case ErrorCode::ShuttingDown: name = "ShuttingDown"; break;
     case ErrorCode::Internal: name = "Internal"; break;
     case ErrorCode::Inconsistent: name = "Inconsistent"; break;
+    case ErrorCode::AccessDenied: return "org.freedesktop.DBus.Error.AccessDenied";
+    case ErrorCode::InteractiveAuthorizationRequired:
+        return "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
     }
     return std::string("org.gpuswap1.Error.") + name;
 }

@@ -22,6 +22,9 @@ enum class ErrorCode {
     ShuttingDown,
     Internal,
     Inconsistent,
+    // Authorization: org.freedesktop.DBus.Error.*
+    AccessDenied,
+    InteractiveAuthorizationRequired,
 };
 
 std::string errorName(ErrorCode code);

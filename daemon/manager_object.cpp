@@ -1,13 +1,23 @@
 #include "manager_object.hpp"
 
+#include "bar_size.hpp"
 #include "bus_guard.hpp"
 #include "diagnosis.hpp"
 #include "errors.hpp"
+#include "request_options.hpp"
 #include "version.hpp"
+
+#include <systemd/sd-bus.h>
+
+#include <algorithm>
 
 namespace gpuswap {
 
 namespace {
+
+const std::set<std::string> kVmOptions{"dry-run", "interactive", "no-queue"};
+const std::set<std::string> kPrepareOptions{"dry-run", "interactive", "no-queue", "domain-xml"};
+const std::set<std::string> kRebindOptions{"dry-run", "interactive", "no-queue", "force"};
 
 std::vector<std::string> profileNames(const Config& config)
 {
@@ -18,10 +28,68 @@ std::vector<std::string> profileNames(const Config& config)
     return names;
 }
 
+// sdbus-c++ 1.2 hides the sd_bus_message*, which the allow-interactive-authorization
+// flag needs; a pointer to the protected member formed in a derived class reaches it.
+struct RawMessage : sdbus::Message {
+    static sd_bus_message* of(const sdbus::Message& message)
+    {
+        return static_cast<sd_bus_message*>(message.*(&RawMessage::msg_));
+    }
+};
+
+Caller currentCaller(sdbus::IObject& object, bool interactiveOption)
+{
+    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
+    return {message->getSender(),
+            interactiveOption || sd_bus_message_get_allow_interactive_authorization(RawMessage::of(*message)) > 0};
+}
+
+RequestOptions parseOptions(const std::map<std::string, sdbus::Variant>& options, const std::set<std::string>& accepted)
+{
+    std::map<std::string, OptionValue> values;
+    for (const auto& [name, variant] : options) {
+        const std::string type = variant.peekValueType();
+        if (type == "b")
+            values.emplace(name, variant.get<bool>());
+        else if (type == "s")
+            values.emplace(name, variant.get<std::string>());
+        else
+            values.emplace(name, OtherType{type});
+    }
+    return parseRequestOptions(values, accepted);
+}
+
+void checkVmName(const std::string& vm)
+{
+    if (!isValidVmName(vm))
+        throw Failure(ErrorCode::InvalidArgument, "a VM name must be 1 to 255 bytes without '/' or control characters");
+}
+
+PciAddress checkAddress(const std::string& text)
+{
+    auto address = PciAddress::parse(text);
+    if (!address)
+        throw Failure(ErrorCode::InvalidArgument, "\"" + text.substr(0, 64) + "\" is not a PCI address DDDD:BB:DD.F");
+    return *address;
+}
+
+// One path component of [A-Za-z0-9_.-], as driver directories are named.
+void checkDriverName(const std::string& driver)
+{
+    const bool ok = driver.size() <= 64 && driver != "." && driver != ".." &&
+                    std::all_of(driver.begin(), driver.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-';
+                    });
+    if (!ok)
+        throw Failure(ErrorCode::InvalidArgument, "\"" + driver.substr(0, 64) +
+                                                      "\" is not a driver name (1-64 of A-Z a-z 0-9 _ . -, or empty for the default)");
+}
+
 } // namespace
 
-ManagerObject::ManagerObject(sdbus::IConnection& connection, const Sysfs& sysfs, const Config& config)
-    : ManagerInterfaces(connection, kManagerPath), sysfs_(sysfs), config_(config), profiles_(profileNames(config))
+ManagerObject::ManagerObject(sdbus::IConnection& connection, const Sysfs& sysfs, const Config& config, Authorizer& authorizer)
+    : ManagerInterfaces(connection, kManagerPath), sysfs_(sysfs), config_(config), authorizer_(authorizer),
+      profiles_(profileNames(config))
 {
     registerAdaptor();
 }
@@ -37,14 +105,154 @@ void ManagerObject::configReloaded()
     emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, {"Profiles"});
 }
 
+void ManagerObject::abandonPendingCalls()
+{
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, fail] : pending)
+        fail(sdbus::Error(errorName(ErrorCode::ShuttingDown), "gpuswapd is stopping"));
+}
+
+void ManagerObject::progress(const std::string& operation, unsigned step, unsigned steps, const std::string& description)
+{
+    emitProgress(operation, step, steps, description);
+}
+
+void ManagerObject::finished(const std::string& operation, const std::optional<Failure>& failure)
+{
+    emitOperationFinished(operation, !failure, failure ? errorName(failure->code()) : std::string(),
+                          failure ? failure->what() : std::string());
+}
+
+void ManagerObject::stateChanged()
+{
+    std::vector<std::string> changed;
+    auto prepared = handOver_->preparedVms();
+    if (prepared != preparedVms_) {
+        preparedVms_ = std::move(prepared);
+        changed.emplace_back("PreparedVMs");
+    }
+    if (handOver_->operation() != operation_) {
+        operation_ = handOver_->operation();
+        changed.emplace_back("Operation");
+    }
+    if (!changed.empty())
+        emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, changed);
+}
+
+template <typename Value>
+HandOver::Reply ManagerObject::track(sdbus::Result<Value>&& result, std::function<Value(const Outcome&)> value)
+{
+    // sdbus::Result is move-only and std::function wants copies: share it.
+    auto shared = std::make_shared<sdbus::Result<Value>>(std::move(result));
+    const uint64_t id = nextCall_++;
+    pending_[id] = [shared](const sdbus::Error& error) { shared->returnError(error); };
+    return [this, id, shared, value](std::optional<Failure> failure, const Outcome& outcome) {
+        if (pending_.erase(id) == 0)
+            return;  // already answered (shutdown)
+        if (failure)
+            shared->returnError(toBusError(*failure));
+        else
+            shared->returnResults(value(outcome));
+    };
+}
+
+HandOver::Reply ManagerObject::track(sdbus::Result<>&& result)
+{
+    auto shared = std::make_shared<sdbus::Result<>>(std::move(result));
+    const uint64_t id = nextCall_++;
+    pending_[id] = [shared](const sdbus::Error& error) { shared->returnError(error); };
+    return [this, id, shared](std::optional<Failure> failure, const Outcome&) {
+        if (pending_.erase(id) == 0)
+            return;
+        if (failure)
+            shared->returnError(toBusError(*failure));
+        else
+            shared->returnResults();
+    };
+}
+
+void ManagerObject::authorizeThen(Action action, const RequestOptions& options, bool rootOnly, HandOver::Reply reply,
+                                  std::function<void()> start)
+{
+    authorizer_.check(currentCaller(getObject(), options.interactive), action, rootOnly,
+                      [reply, start](std::optional<Failure> denied) {
+                          if (denied)
+                              reply(denied, {});
+                          else
+                              start();
+                      });
+}
+
+void ManagerObject::PrepareVM(sdbus::Result<std::vector<std::string>>&& result, std::string vm,
+                              std::map<std::string, sdbus::Variant> options)
+{
+    guarded("PrepareVM", [&] {
+        checkVmName(vm);
+        const RequestOptions parsed = parseOptions(options, kPrepareOptions);
+        auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
+        authorizeThen(Action::ManageVm, parsed, parsed.domainXml.has_value(), reply,
+                      [this, vm, parsed, reply] { handOver_->prepare(vm, parsed, reply); });
+    });
+}
+
+void ManagerObject::ReleaseVM(sdbus::Result<std::vector<std::string>>&& result, std::string vm,
+                              std::map<std::string, sdbus::Variant> options)
+{
+    guarded("ReleaseVM", [&] {
+        checkVmName(vm);
+        const RequestOptions parsed = parseOptions(options, kVmOptions);
+        auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
+        authorizeThen(Action::ManageVm, parsed, false, reply,
+                      [this, vm, parsed, reply] { handOver_->release(vm, parsed, reply); });
+    });
+}
+
+void ManagerObject::RebindDevice(sdbus::Result<std::string>&& result, std::string address, std::string driver,
+                                 std::map<std::string, sdbus::Variant> options)
+{
+    guarded("RebindDevice", [&] {
+        const PciAddress pci = checkAddress(address);
+        if (!driver.empty())
+            checkDriverName(driver);
+        const RequestOptions parsed = parseOptions(options, kRebindOptions);
+        auto reply = track<std::string>(std::move(result), [](const Outcome& o) { return o.previousDriver; });
+        authorizeThen(Action::RebindDevice, parsed, false, reply,
+                      [this, pci, driver, parsed, reply] { handOver_->rebind(pci, driver, parsed, reply); });
+    });
+}
+
+void ManagerObject::ResizeBar(sdbus::Result<uint64_t>&& result, std::string address, uint32_t bar, uint64_t size,
+                              std::map<std::string, sdbus::Variant> options)
+{
+    guarded("ResizeBar", [&] {
+        const PciAddress pci = checkAddress(address);
+        if (bar > 5)
+            throw Failure(ErrorCode::InvalidArgument, "BAR " + std::to_string(bar) + " does not exist: indexes are 0-5");
+        if (!isValidBarSize(size))
+            throw Failure(ErrorCode::InvalidArgument,
+                          std::to_string(size) + " bytes is not a BAR size: a power of two of at least 1 MiB");
+        const RequestOptions parsed = parseOptions(options, kVmOptions);
+        auto reply = track<uint64_t>(std::move(result), [](const Outcome& o) { return o.previousSize; });
+        authorizeThen(Action::ResizeBar, parsed, false, reply,
+                      [this, pci, bar, size, parsed, reply] { handOver_->resize(pci, bar, size, parsed, reply); });
+    });
+}
+
+void ManagerObject::Reload(sdbus::Result<>&& result)
+{
+    guarded("Reload", [&] {
+        auto reply = track(std::move(result));
+        authorizeThen(Action::Reload, {}, false, reply, [this, reply] { handOver_->reload(reply); });
+    });
+}
+
 std::vector<sdbus::Struct<std::string, std::string, std::string>> ManagerObject::Diagnose(const std::string& vm)
 {
     return guarded("Diagnose", [&] {
         const VmProfile* profile = nullptr;
         if (!vm.empty()) {
-            if (!isValidVmName(vm))
-                throw Failure(ErrorCode::InvalidArgument,
-                              "a VM name must be 1 to 255 bytes without '/' or control characters");
+            checkVmName(vm);
             const auto it = config_.vms.find(vm);
             if (it == config_.vms.end())
                 throw Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration");
@@ -60,5 +268,9 @@ std::vector<sdbus::Struct<std::string, std::string, std::string>> ManagerObject:
 std::string ManagerObject::Version() { return kVersion; }
 
 std::vector<std::string> ManagerObject::Profiles() { return profiles_; }
+
+std::vector<std::string> ManagerObject::PreparedVMs() { return preparedVms_; }
+
+std::string ManagerObject::Operation() { return operation_; }
 
 } // namespace gpuswap

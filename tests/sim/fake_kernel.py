@@ -109,8 +109,6 @@ class FakeKernel:
         self.writes = []       # history: {'path', 'value', 'result'}
         self.release = threading.Event()
         self.hung = 0
-        self.next_drm_minor = 0
-        self.next_sound_card = 0
 
     # ---- building the tree -------------------------------------------------------
     def path(self, *parts):
@@ -327,14 +325,12 @@ class FakeKernel:
         self.write_uevent_file(device)
         creates = self.machine['drivers'].get(driver, {}).get('creates')
         if creates == 'drm':
-            minor = self.next_drm_minor
-            self.next_drm_minor += 1
+            minor = self.lowest_free('drm', 'card')
             self.add_child(device, 'drm', f'card{minor}', DRM_MAJOR, minor, f'dri/card{minor}', 'drm_minor')
             self.add_child(device, 'drm', f'renderD{128 + minor}', DRM_MAJOR, 128 + minor,
                            f'dri/renderD{128 + minor}', 'drm_minor')
         elif creates == 'sound':
-            card = self.next_sound_card
-            self.next_sound_card += 1
+            card = self.lowest_free('sound', 'card')
             self.add_child(device, 'sound', f'card{card}', None, None, None, None)
             self.add_child(device, 'sound', f'card{card}/controlC{card}', ALSA_MAJOR, card * 32,
                            f'snd/controlC{card}', None)
@@ -345,6 +341,13 @@ class FakeKernel:
             for subsystem, devpath, properties in device.children:
                 self.events.send('add', devpath, subsystem, properties)
             self.events.send('bind', device.devpath, 'pci', device.uevent_properties())
+
+    def lowest_free(self, subsystem, prefix):
+        """The kernel hands out DRM minors and sound card numbers lowest-free first (idr)."""
+        taken = {int(name[len(prefix):]) for name in os.listdir(self.path('class', subsystem))
+                 if name.startswith(prefix) and name[len(prefix):].isdigit()} \
+            if os.path.isdir(self.path('class', subsystem)) else set()
+        return next(n for n in range(len(taken) + 1) if n not in taken)
 
     def detach(self, device, announce=True):
         driver = device.driver

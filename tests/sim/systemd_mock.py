@@ -125,6 +125,20 @@ def LoadUnit(self, name):
     return unit_object_path(real_unit(self, name))
 
 
+@dbus.service.method(MAIN_IFACE, in_signature='as', out_signature='a(ssssssouso)')
+def ListUnitsByNames(self, names):
+    rows = []
+    for name in names:
+        if str(name) not in self.units:
+            rows.append((name, '', 'not-found', 'inactive', 'dead', '', unit_object_path(name), 0, '', '/'))
+            continue
+        unit = real_unit(self, name)
+        properties = mockobject.objects[unit_object_path(unit)].GetAll(UNIT_IFACE)
+        rows.append((unit, '', 'loaded', properties['ActiveState'], properties['SubState'], '',
+                     unit_object_path(unit), 0, '', '/'))
+    return dbus.Array(rows, signature='(ssssssouso)')
+
+
 @dbus.service.method(MAIN_IFACE, in_signature='ss', out_signature='o')
 def StartUnit(self, name, _mode):
     return enqueue_job(self, name, 'start')

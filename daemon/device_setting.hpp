@@ -1,0 +1,28 @@
+#pragma once
+
+#include "pci_device.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace gpuswap {
+
+// What a hand-over changes on one device, and so what it records to restore.
+struct DeviceSetting {
+    std::string driver;          // "" = no driver
+    std::string driverOverride;  // "" = none
+    std::map<unsigned, uint64_t> barSizes{};  // only the BARs an operation touches
+    bool operator==(const DeviceSetting&) const = default;
+};
+
+// The device's setting now, with the sizes of the given BARs.
+DeviceSetting currentSetting(const PciDevice& device, const std::map<unsigned, uint64_t>& barsOfInterest = {});
+uint64_t barSize(const PciDevice& device, unsigned index);
+
+nlohmann::json toJson(const DeviceSetting& setting);
+DeviceSetting settingFromJson(const nlohmann::json& json);
+
+} // namespace gpuswap

@@ -1,0 +1,499 @@
+#include "hand_over.hpp"
+
+#include "bar_size.hpp"
+#include "domain_xml.hpp"
+#include "holders.hpp"
+#include "iommu_group.hpp"
+#include "log.hpp"
+
+#include <systemd/sd-event.h>
+
+#include <algorithm>
+#include <set>
+
+namespace gpuswap {
+
+namespace {
+
+constexpr const char* kVfio = "vfio-pci";
+
+const PciDevice& existing(const std::map<PciAddress, PciDevice>& devices, const PciAddress& address)
+{
+    const auto it = devices.find(address);
+    if (it == devices.end())
+        throw Failure(ErrorCode::NoSuchDevice, "there is no PCI device " + address.str() + " (see lspci -D)");
+    return it->second;
+}
+
+} // namespace
+
+HandOver::HandOver(sd_event* event, const Sysfs& sysfs, SysfsWriter& writer, UnitControl& units, Journal journal,
+                   const Config& config, Listener& listener, Reloader reloader)
+    : event_(event), sysfs_(sysfs), units_(units), journal_(std::move(journal)), config_(config), listener_(listener),
+      reloader_(std::move(reloader)), executor_({event, sysfs, writer, units}), state_(journal_.load())
+{
+}
+
+HandOver::~HandOver() { sd_event_source_disable_unref(next_); }
+
+std::vector<std::string> HandOver::preparedVms() const
+{
+    std::vector<std::string> names;
+    for (const auto& [vm, record] : state_.prepared)
+        names.push_back(vm);
+    return names;
+}
+
+void HandOver::save() { journal_.save(state_); }
+
+HandOver::Machine HandOver::readMachine() const
+{
+    Machine machine;
+    for (const PciAddress& address : sysfs_.listPciDevices())
+        if (auto device = sysfs_.readDevice(address))
+            machine.devices.emplace(address, std::move(*device));
+    machine.vfioLoaded = sysfs_.hasDriver(kVfio);
+    return machine;
+}
+
+// ---- the requests ------------------------------------------------------------------------
+
+HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOptions& options, const Machine& machine) const
+{
+    Draft draft;
+    if (state_.prepared.contains(vm))
+        return draft;  // already prepared: success with no steps
+    const auto profile = config_.vms.find(vm);
+    if (profile == config_.vms.end())
+        throw Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration");
+    const VmProfile& vmProfile = profile->second;
+    std::vector<PciAddress> devices = vmProfile.devices;
+    if (devices.empty() && options.domainXml)
+        devices = pciHostdevsOfDomain(*options.domainXml);
+    if (devices.empty())
+        throw Failure(ErrorCode::InvalidArgument, "profile " + vm + " lists no devices and the domain XML names no PCI hostdev");
+
+    std::set<PciAddress> handedOver;
+    for (const PciAddress& address : devices) {
+        existing(machine.devices, address);
+        for (const auto& [other, record] : state_.prepared)
+            for (const auto& [owned, setting] : record.original)
+                if (owned == address)
+                    throw Failure(ErrorCode::DeviceBusy, address.str() + " belongs to the prepared VM " + other +
+                                                             ": release it first");
+        handedOver.insert(address);
+    }
+    std::vector<PciDevice> present;
+    for (const auto& [address, device] : machine.devices)
+        present.push_back(device);
+    std::string blockers;
+    for (const PciDevice& blocker : viabilityBlockers(present, handedOver))
+        blockers += (blockers.empty() ? "" : ", ") + blocker.address.str() + " on " + blocker.driver;
+    if (!blockers.empty())
+        throw Failure(ErrorCode::NotViable, "the IOMMU group of " + vm + "'s devices also holds " + blockers +
+                                                ": add them to the profile's devices or move the card to another slot");
+    for (const auto& [address, sizes] : vmProfile.bars) {
+        if (!handedOver.contains(address))
+            continue;
+        const PciDevice& device = existing(machine.devices, address);
+        for (const auto& [index, size] : sizes) {
+            uint64_t mask = 0;
+            for (const PciBar& bar : device.bars)
+                if (bar.index == index)
+                    mask = bar.supportedMask;
+            const auto bit = maskBitForSize(size);
+            if (!bit || ((mask >> *bit) & 1U) == 0)
+                throw Failure(ErrorCode::UnsupportedSize,
+                              "BAR " + std::to_string(index) + " of " + address.str() + " cannot be " + formatSize(size) +
+                                  "; supported: " + formatSizeList(sizesInMask(mask)));
+        }
+    }
+
+    for (const PciAddress& address : devices) {
+        const auto bars = vmProfile.bars.contains(address) ? vmProfile.bars.at(address) : std::map<unsigned, uint64_t>{};
+        draft.transition.targets.emplace_back(address, DeviceSetting{kVfio, kVfio, bars});
+        draft.before.emplace_back(address, currentSetting(machine.devices.at(address), bars));
+    }
+    draft.transition.checkViable = true;
+    draft.transition.holders = vmProfile.holders;
+    if (vmProfile.displayManager == DisplayManagerPolicy::Restart)
+        draft.displayManagerUnit = config_.displayManagerUnit;
+    draft.commit = [vm, original = draft.before, unit = draft.displayManagerUnit](DaemonState& state) {
+        state.prepared[vm] = {original, unit};
+    };
+    return draft;
+}
+
+void HandOver::prepare(const std::string& vm, const RequestOptions& options, Reply reply)
+{
+    if (!config_.vms.contains(vm)) {
+        reply(Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration"), {});
+        return;
+    }
+    submit({"prepare:" + vm, options,
+            [this, vm, options](const Machine& machine) { return resolvePrepare(vm, options, machine); },
+            std::move(reply)});
+}
+
+void HandOver::release(const std::string& vm, const RequestOptions& options, Reply reply)
+{
+    submit({"release:" + vm, options,
+            [this, vm](const Machine& machine) {
+                Draft draft;
+                const auto record = state_.prepared.find(vm);
+                if (record == state_.prepared.end())
+                    return draft;  // not prepared: success with no steps
+                // The reverse order of prepare, from what was recorded then.
+                for (auto it = record->second.original.rbegin(); it != record->second.original.rend(); ++it) {
+                    const PciDevice& device = existing(machine.devices, it->first);
+                    draft.transition.targets.emplace_back(it->first, it->second);
+                    draft.before.emplace_back(it->first, currentSetting(device, it->second.barSizes));
+                }
+                draft.transition.barsBestEffort = true;
+                draft.displayManagerUnit = record->second.displayManagerUnit;
+                draft.commit = [vm](DaemonState& state) { state.prepared.erase(vm); };
+                return draft;
+            },
+            std::move(reply)});
+}
+
+void HandOver::rebind(const PciAddress& address, const std::string& driver, const RequestOptions& options, Reply reply)
+{
+    submit({"rebind:" + address.str(), options,
+            [this, address, driver, force = options.force](const Machine& machine) {
+                const PciDevice& device = existing(machine.devices, address);
+                if (!driver.empty() && driver != kVfio && !sysfs_.hasDriver(driver))
+                    throw Failure(ErrorCode::NoSuchDriver, "there is no PCI driver " + driver + " (is its module loaded?)");
+                for (const auto& [vm, record] : state_.prepared)
+                    for (const auto& [owned, setting] : record.original)
+                        if (owned == address && !force)
+                            throw Failure(ErrorCode::DeviceBusy, address.str() + " belongs to the prepared VM " + vm +
+                                                                     ": release it first, or pass force");
+                Draft draft;
+                draft.outcome.previousDriver = device.driver;
+                if (!force) {
+                    std::map<dev_t, std::string> nodes;
+                    std::error_code error;
+                    for (const char* kind : {"drm", "sound"})
+                        for (const auto& node : std::filesystem::recursive_directory_iterator(
+                                 sysfs_.devicePath(address) / kind, error))
+                            if (node.path().filename() == "dev")
+                                if (const dev_t number = readDeviceNumber(node.path()))
+                                    nodes[number] = node.path().parent_path().filename().string();
+                    const auto holders = findHolders(nodes);
+                    if (!holders.empty())
+                        throw Failure(ErrorCode::DeviceBusy, address.str() + " is in use: " + describeHolders(holders) +
+                                                                 "; close these programs or pass force");
+                }
+                const DeviceSetting target{driver.empty() ? std::string(kDefaultDriver) : driver, driver};
+                if (device.driver == driver && device.driverOverride == driver && !driver.empty())
+                    return draft;
+                draft.transition.targets.emplace_back(address, target);
+                draft.transition.holders = HolderPolicy::Ignore;
+                draft.before.emplace_back(address, currentSetting(device));
+                return draft;
+            },
+            std::move(reply)});
+}
+
+void HandOver::resize(const PciAddress& address, unsigned bar, uint64_t size, const RequestOptions& options, Reply reply)
+{
+    submit({"resize:" + address.str(), options,
+            [address, bar, size](const Machine& machine) {
+                const PciDevice& device = existing(machine.devices, address);
+                const auto it = std::find_if(device.bars.begin(), device.bars.end(),
+                                             [bar](const PciBar& b) { return b.index == bar; });
+                if (it == device.bars.end() || it->supportedMask == 0)
+                    throw Failure(ErrorCode::UnsupportedSize,
+                                  "BAR " + std::to_string(bar) + " of " + address.str() + " cannot be resized");
+                const auto bit = maskBitForSize(size);
+                if (!bit || ((it->supportedMask >> *bit) & 1U) == 0)
+                    throw Failure(ErrorCode::UnsupportedSize, "BAR " + std::to_string(bar) + " of " + address.str() +
+                                                                  " cannot be " + formatSize(size) + "; supported: " +
+                                                                  formatSizeList(sizesInMask(it->supportedMask)));
+                if (!device.driver.empty() && device.driver != kVfio)
+                    throw Failure(ErrorCode::DeviceBusy, address.str() + " is bound to " + device.driver +
+                                                             ": a BAR is resized only without a driver or on vfio-pci");
+                Draft draft;
+                draft.outcome.previousSize = it->size;
+                const std::map<unsigned, uint64_t> sizes{{bar, size}};
+                draft.transition.targets.emplace_back(address, DeviceSetting{device.driver, device.driverOverride, sizes});
+                draft.before.emplace_back(address, currentSetting(device, sizes));
+                return draft;
+            },
+            std::move(reply)});
+}
+
+void HandOver::reload(Reply reply)
+{
+    submit({"reload", {},
+            [this](const Machine&) {
+                reloader_();
+                return Draft{};
+            },
+            std::move(reply)});
+}
+
+// ---- the queue --------------------------------------------------------------------------
+
+void HandOver::submit(Request request)
+{
+    if (shuttingDown_) {
+        request.reply(Failure(ErrorCode::ShuttingDown, "gpuswapd is stopping"), {});
+        return;
+    }
+    auto shared = std::make_shared<Request>(std::move(request));
+    if (shared->options.dryRun) {
+        // A plan changes nothing: it needs no turn.
+        try {
+            Draft draft = shared->resolve(readMachine());
+            planAndRun(shared, std::move(draft));
+        } catch (const Failure& failure) {
+            shared->reply(failure, {});
+        }
+        return;
+    }
+    if (current_ || !queue_.empty()) {
+        if (shared->options.noQueue) {
+            shared->reply(Failure(ErrorCode::Busy, "gpuswapd is busy with " + operationName_ + " (no-queue was given)"), {});
+            return;
+        }
+        log::info(shared->name + " waits for " + operationName_ + " to finish");
+        queue_.push_back(std::move(shared));
+        return;
+    }
+    start(std::move(shared));
+}
+
+void HandOver::startNextLater()
+{
+    if (next_ != nullptr)
+        return;
+    sd_event_add_defer(event_, &next_, [](sd_event_source*, void* userdata) -> int {
+        auto* self = static_cast<HandOver*>(userdata);
+        sd_event_source_disable_unref(self->next_);
+        self->next_ = nullptr;
+        if (self->current_ || self->queue_.empty())
+            return 0;
+        auto request = std::move(self->queue_.front());
+        self->queue_.pop_front();
+        self->start(std::move(request));
+        return 0;
+    }, this);
+}
+
+void HandOver::start(std::shared_ptr<Request> request)
+{
+    current_ = request;
+    operationName_ = request->name;
+    listener_.stateChanged();
+    try {
+        Draft draft = request->resolve(readMachine());
+        planAndRun(request, std::move(draft));
+    } catch (const Failure& failure) {
+        finish(request, failure, {});
+    } catch (const std::exception& e) {
+        finish(request, Failure(ErrorCode::Internal, request->name + ": " + e.what()), {});
+    }
+}
+
+void HandOver::planAndRun(const std::shared_ptr<Request>& request, Draft draft)
+{
+    const bool dryRun = request->options.dryRun;
+    auto plan = [this, request, dryRun](Draft ready) {
+        Machine machine = readMachine();
+        std::vector<Step> steps = ready.transition.targets.empty() && ready.transition.stopUnit.empty()
+                                      ? std::vector<Step>{}
+                                      : planTransition(machine.devices, machine.vfioLoaded, ready.transition);
+        if (dryRun) {
+            Outcome outcome = ready.outcome;
+            for (const Step& step : steps)
+                outcome.steps.push_back(step.description);
+            request->reply(std::nullopt, outcome);
+            return;
+        }
+        execute(request, std::move(ready), std::move(steps));
+    };
+    if (draft.displayManagerUnit.empty() || draft.transition.targets.empty()) {
+        plan(std::move(draft));
+        return;
+    }
+    const std::string unit = draft.displayManagerUnit;
+    auto shared = std::make_shared<Draft>(std::move(draft));
+    units_.activeState(unit, [this, request, dryRun, shared, plan, unit](std::optional<std::string> error, const std::string& state) {
+        if (error) {
+            Failure failure(ErrorCode::DisplayManagerFailed,
+                            *error + ": set \"display_manager\" to your display manager's unit, or the profile's to \"keep\"");
+            if (dryRun)
+                request->reply(failure, {});
+            else
+                finish(request, failure, {});
+            return;
+        }
+        // Only a running display manager is stopped, and so started again.
+        if (state == "active" || state == "activating" || state == "reloading")
+            shared->transition.stopUnit = unit;
+        try {
+            plan(std::move(*shared));
+        } catch (const std::exception& e) {
+            finish(request, Failure(ErrorCode::Internal, request->name + ": " + e.what()), {});
+        }
+    });
+}
+
+void HandOver::execute(const std::shared_ptr<Request>& request, Draft draft, std::vector<Step> steps)
+{
+    if (shuttingDown_) {
+        finish(request, Failure(ErrorCode::ShuttingDown, "gpuswapd is stopping"), {});
+        return;
+    }
+    if (steps.empty()) {
+        if (draft.commit)
+            draft.commit(state_);
+        save();
+        finish(request, std::nullopt, draft.outcome);
+        return;
+    }
+    state_.operation = OperationRecord{request->name, draft.before, {}, 0, false};
+    save();
+    const auto count = static_cast<unsigned>(steps.size());
+    auto shared = std::make_shared<Draft>(std::move(draft));
+    executor_.run(
+        std::move(steps), config_.timeouts,
+        [this, request, count](size_t index, const Step& step) {
+            if (step.kind == StepKind::StopUnit)
+                state_.operation->stoppedUnit = step.value;
+            state_.operation->step = static_cast<unsigned>(index + 1);
+            save();
+            listener_.progress(request->name, static_cast<unsigned>(index + 1), count, step.description);
+        },
+        [this, request, shared](std::optional<Failure> failure, std::vector<std::string> lines) {
+            if (failure) {
+                rollBack(request, *failure, std::move(lines));
+                return;
+            }
+            if (shared->commit)
+                shared->commit(state_);
+            state_.operation.reset();
+            save();
+            Outcome outcome = shared->outcome;
+            outcome.steps = std::move(lines);
+            finish(request, std::nullopt, outcome);
+        });
+}
+
+std::string HandOver::describeDevices(const DeviceSettings& settings) const
+{
+    std::string text;
+    for (const auto& [address, wanted] : settings) {
+        const auto device = sysfs_.readDevice(address);
+        text += (text.empty() ? "" : "; ") + address.str() + " is on " +
+                (!device ? "nothing (gone)" : device->driver.empty() ? "no driver" : device->driver) +
+                " with driver_override \"" + (device ? device->driverOverride : "") + "\" (was " +
+                (wanted.driver.empty() ? "no driver" : wanted.driver) + ", \"" + wanted.driverOverride + "\")";
+    }
+    return text;
+}
+
+void HandOver::rollBack(const std::shared_ptr<Request>& request, Failure failure, std::vector<std::string> lines)
+{
+    log::warning(request->name + " failed, rolling back: " + failure.what(), {{"OPERATION", request->name}});
+    OperationRecord& record = *state_.operation;
+    record.rollingBack = true;
+    save();
+    Transition transition;
+    transition.targets = record.before;
+    transition.startUnit = record.stoppedUnit;
+    const Machine machine = readMachine();
+    std::vector<Step> steps;
+    try {
+        for (const auto& [address, setting] : transition.targets)
+            existing(machine.devices, address);
+        steps = planTransition(machine.devices, machine.vfioLoaded, transition);
+    } catch (const Failure& planFailure) {
+        finish(request, Failure(ErrorCode::Inconsistent, std::string(failure.what()) + "; the rollback cannot be planned: " +
+                                                             planFailure.what()), {});
+        return;
+    }
+    const auto count = static_cast<unsigned>(steps.size());
+    executor_.run(
+        std::move(steps), config_.timeouts,
+        [this, request, count](size_t index, const Step& step) {
+            state_.operation->step = static_cast<unsigned>(index + 1);
+            save();
+            listener_.progress(request->name, static_cast<unsigned>(index + 1), count, "roll back: " + step.description);
+        },
+        [this, request, failure, lines = std::move(lines)](std::optional<Failure> rollbackFailure, std::vector<std::string>) {
+            const DeviceSettings before = state_.operation->before;
+            state_.operation.reset();
+            save();
+            if (!rollbackFailure) {
+                finish(request, Failure(failure.code(), std::string(failure.what()) + "; everything was rolled back"),
+                       {lines, {}, 0});
+                return;
+            }
+            finish(request,
+                   Failure(ErrorCode::Inconsistent,
+                           std::string(failure.what()) + "; rolling back failed too: " + rollbackFailure->what() +
+                               ". Now: " + describeDevices(before) +
+                               ". Check the devices with gpuswapctl status, fix them with RebindDevice, or reboot."),
+                   {});
+        });
+}
+
+void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome)
+{
+    if (failure)
+        log::warning(request->name + " failed: " + failure->what(),
+                     {{"OPERATION", request->name}, {"ERROR", errorName(failure->code())}});
+    else
+        log::info(request->name + " done in " + std::to_string(outcome.steps.size()) + " steps",
+                  {{"OPERATION", request->name}});
+    listener_.finished(request->name, failure);
+    request->reply(failure, std::move(outcome));
+    current_.reset();
+    operationName_.clear();
+    listener_.stateChanged();
+    if (shuttingDown_) {
+        if (whenIdle_)
+            std::exchange(whenIdle_, nullptr)();
+        return;
+    }
+    startNextLater();
+}
+
+void HandOver::recover()
+{
+    if (!state_.operation)
+        return;
+    auto request = std::make_shared<Request>(Request{
+        "recover:" + state_.operation->name, {}, nullptr, [](std::optional<Failure> failure, const Outcome&) {
+            if (failure)
+                log::error("could not finish the interrupted operation's rollback: " + std::string(failure->what()));
+            else
+                log::info("finished the rollback of the interrupted operation");
+        }});
+    log::warning("the operation " + state_.operation->name + " was interrupted at step " +
+                 std::to_string(state_.operation->step) + "; rolling it back",
+                 {{"OPERATION", state_.operation->name}});
+    current_ = request;
+    operationName_ = request->name;
+    listener_.stateChanged();
+    rollBack(request, Failure(ErrorCode::Internal, "gpuswapd stopped in the middle of " + state_.operation->name), {});
+}
+
+void HandOver::shutdown(std::function<void()> whenIdle)
+{
+    shuttingDown_ = true;
+    for (auto& request : queue_)
+        request->reply(Failure(ErrorCode::ShuttingDown, "gpuswapd is stopping"), {});
+    queue_.clear();
+    if (!current_) {
+        whenIdle();
+        return;
+    }
+    whenIdle_ = std::move(whenIdle);
+    executor_.requestStop();
+}
+
+} // namespace gpuswap

@@ -1,0 +1,61 @@
+#pragma once
+
+#include "config.hpp"
+#include "device_setting.hpp"
+#include "pci_device.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace gpuswap {
+
+enum class StepKind {
+    LoadVfio,         // start modprobe@vfio_pci.service, wait for the driver
+    StopUnit,         // stop the display manager, wait for its job and inactive
+    StartUnit,        // start it, wait for its job and active
+    WaitDrmHolders,   // until no process holds the devices' DRM nodes (or note them)
+    WaitVfioFree,     // until no process holds /dev/vfio/<group>
+    SetOverride,      // write driver_override ("" clears it)
+    Unbind,           // drivers/<driver>/unbind, wait for udev's unbind
+    Resize,           // resourceN_resize while no driver is bound
+    Probe,            // drivers_probe, wait for udev's bind of the expected driver
+    CheckViable,      // every member of the groups is handed over or harmless
+};
+
+struct Step {
+    StepKind kind;
+    std::string description;
+    std::optional<PciAddress> address{};
+    std::string driver{};            // Unbind: the bound one; Probe: the expected one
+    std::string value{};             // SetOverride: the new override; Stop/StartUnit: the unit
+    unsigned bar = 0;                // Resize
+    uint64_t size = 0;               // Resize: the new size in bytes
+    int group = -1;                  // WaitVfioFree
+    std::vector<PciAddress> devices{};  // WaitDrmHolders, CheckViable
+    bool waitForDrmNode = false;     // Probe: a display device's host driver makes its card node
+    bool bestEffort = false;         // Resize on release: a failure is reported, not fatal
+    HolderPolicy holders = HolderPolicy::Wait;  // WaitDrmHolders
+};
+
+// A target driver that accepts whatever the kernel's own matching binds (RebindDevice "").
+inline constexpr const char* kDefaultDriver = "(default)";
+
+// Where the devices should end up, and what goes around the moves.
+struct Transition {
+    std::vector<std::pair<PciAddress, DeviceSetting>> targets;  // in this order
+    std::string stopUnit;       // display manager to stop first and start at the end ("" = none)
+    std::string startUnit;      // only start at the end (a rollback after a stop)
+    bool checkViable = false;   // after the moves (PrepareVM)
+    bool barsBestEffort = false;
+    HolderPolicy holders = HolderPolicy::Wait;
+};
+
+// The steps that take the machine from `present` to the transition's targets. Pure: the
+// same input gives the same steps, for dry-run and for the run itself.
+std::vector<Step> planTransition(const std::map<PciAddress, PciDevice>& present, bool vfioLoaded,
+                                 const Transition& transition);
+
+} // namespace gpuswap

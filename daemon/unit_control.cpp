@@ -1,0 +1,114 @@
+#include "unit_control.hpp"
+
+#include "log.hpp"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <chrono>
+#include <tuple>
+
+namespace gpuswap {
+
+namespace {
+
+constexpr const char* kSystemd = "org.freedesktop.systemd1";
+constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
+constexpr const char* kManagerInterface = "org.freedesktop.systemd1.Manager";
+// The caller's own deadlines (timeouts_ms) end a wait; this only bounds a lost reply.
+constexpr auto kCallTimeout = std::chrono::minutes(5);
+
+using UnitRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, std::string,
+                              sdbus::ObjectPath, uint32_t, std::string, sdbus::ObjectPath>;
+
+} // namespace
+
+UnitControl::UnitControl(sdbus::IConnection& connection)
+    : manager_(sdbus::createProxy(connection, kSystemd, kManagerPath))
+{
+    manager_->uponSignal("JobRemoved")
+        .onInterface(kManagerInterface)
+        .call([this](uint32_t, const sdbus::ObjectPath& job, const std::string&, const std::string& result) {
+            jobRemoved(job, result);
+        });
+    manager_->finishRegistration();
+    // Without Subscribe() systemd sends JobRemoved only to subscribers it already has.
+    manager_->callMethodAsync("Subscribe").onInterface(kManagerInterface).uponReplyInvoke([](const sdbus::Error* error) {
+        if (error != nullptr)
+            log::warning("cannot subscribe to systemd's job signals: " + error->getMessage() +
+                         "; display-manager steps will fail");
+    });
+}
+
+void UnitControl::runJob(const std::string& method, const std::string& unit, const std::string& expectedState, Done done)
+{
+    manager_->callMethodAsync(method)
+        .onInterface(kManagerInterface)
+        .withTimeout(kCallTimeout)
+        .withArguments(unit, std::string("replace"))
+        .uponReplyInvoke([this, method, unit, expectedState, done](const sdbus::Error* error, sdbus::ObjectPath job) {
+            if (error != nullptr) {
+                done(method + " " + unit + ": " + error->getMessage());
+                return;
+            }
+            waiting_[job] = {unit, expectedState, done};
+            if (auto early = finishedEarly_.extract(job))
+                jobRemoved(job, early.mapped());
+        });
+}
+
+void UnitControl::jobRemoved(const std::string& job, const std::string& result)
+{
+    auto node = waiting_.extract(job);
+    if (!node) {
+        // Not ours (yet): kept briefly in case our StartUnit/StopUnit reply is still queued.
+        if (finishedEarly_.size() > 64)
+            finishedEarly_.clear();
+        finishedEarly_[job] = result;
+        return;
+    }
+    Waiting waiting = std::move(node.mapped());
+    if (result != "done") {
+        waiting.done("the job for " + waiting.unit + " ended with \"" + result + "\"");
+        return;
+    }
+    activeState(waiting.unit, [waiting](std::optional<std::string> error, const std::string& state) {
+        if (error)
+            waiting.done(error);
+        else if (state != waiting.expectedState)
+            waiting.done(waiting.unit + " is " + state + " after its job, not " + waiting.expectedState);
+        else
+            waiting.done(std::nullopt);
+    });
+}
+
+void UnitControl::activeState(const std::string& unit, StateDone done)
+{
+    manager_->callMethodAsync("ListUnitsByNames")
+        .onInterface(kManagerInterface)
+        .withTimeout(kCallTimeout)
+        .withArguments(std::vector<std::string>{unit})
+        .uponReplyInvoke([unit, done](const sdbus::Error* error, const std::vector<UnitRow>& rows) {
+            if (error != nullptr)
+                done("cannot read the state of " + unit + ": " + error->getMessage(), {});
+            else if (rows.empty() || std::get<2>(rows.front()) == "not-found")
+                done("systemd has no unit " + unit, {});
+            else
+                done(std::nullopt, std::get<3>(rows.front()));
+        });
+}
+
+void UnitControl::systemState(StateDone done)
+{
+    manager_->callMethodAsync("Get")
+        .onInterface("org.freedesktop.DBus.Properties")
+        .withTimeout(kCallTimeout)
+        .withArguments(std::string(kManagerInterface), std::string("SystemState"))
+        .uponReplyInvoke([done](const sdbus::Error* error, const sdbus::Variant& value) {
+            if (error != nullptr)
+                done("cannot read systemd's SystemState: " + error->getMessage(), {});
+            else
+                done(std::nullopt, value.get<std::string>());
+        });
+}
+
+} // namespace gpuswap

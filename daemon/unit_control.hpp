@@ -1,0 +1,49 @@
+#pragma once
+
+#include <sdbus-c++/IConnection.h>
+#include <sdbus-c++/IProxy.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace gpuswap {
+
+// systemd's Manager, asynchronously: start and stop units and wait for their jobs, read
+// a unit's ActiveState and the system's state. Callbacks run on the event loop.
+class UnitControl {
+public:
+    // nullopt on success, else what went wrong, for the error message.
+    using Done = std::function<void(std::optional<std::string> error)>;
+    using StateDone = std::function<void(std::optional<std::string> error, std::string state)>;
+
+    explicit UnitControl(sdbus::IConnection& connection);
+
+    // StartUnit/StopUnit, then JobRemoved for that job (matched by its object path:
+    // systemd names the real unit there, gdm.service for display-manager.service), then
+    // ActiveState must be the state a finished job leaves.
+    void start(const std::string& unit, Done done) { runJob("StartUnit", unit, "active", std::move(done)); }
+    void stop(const std::string& unit, Done done) { runJob("StopUnit", unit, "inactive", std::move(done)); }
+
+    void activeState(const std::string& unit, StateDone done);
+    // "running", "stopping" (shutting down), ...
+    void systemState(StateDone done);
+
+private:
+    void runJob(const std::string& method, const std::string& unit, const std::string& expectedState, Done done);
+    void jobRemoved(const std::string& job, const std::string& result);
+
+    std::unique_ptr<sdbus::IProxy> manager_;
+    struct Waiting {
+        std::string unit;
+        std::string expectedState;
+        Done done;
+    };
+    std::map<std::string, Waiting> waiting_;
+    // JobRemoved can be dispatched before the reply that names the job.
+    std::map<std::string, std::string> finishedEarly_;
+};
+
+} // namespace gpuswap

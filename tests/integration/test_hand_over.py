@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""PrepareVM and ReleaseVM on the simulated machines: the hand-over as a user sees it."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
+from simharness import BusError, Manager, case, main  # noqa: E402
+
+GIB, MIB = 1 << 30, 1 << 20
+B_GPU, B_AUDIO = '0000:03:00.0', '0000:03:00.1'
+A_GPU, A_AUDIO = '0000:0b:00.0', '0000:0b:00.1'
+Z790 = {'vms': {'win11': {'devices': [B_GPU, B_AUDIO], 'bars': {B_GPU: {'0': '8G', '2': '8M'}}}}}
+B550 = {'vms': {'win10': {'devices': [A_GPU, A_AUDIO]}}}
+SYSTEMD = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager')
+
+
+def unit_state(sim, unit='display-manager.service'):
+    rows = sim.bus.call(*SYSTEMD, 'ListUnitsByNames', 'as', ([unit],))[0]
+    return rows[0][3]
+
+
+def prepare(sim, vm, **options):
+    return Manager(sim.bus).call('PrepareVM', 'sa{sv}', (vm, options_variant(options)))[0]
+
+
+def release(sim, vm, **options):
+    return Manager(sim.bus).call('ReleaseVM', 'sa{sv}', (vm, options_variant(options)))[0]
+
+
+def options_variant(options):
+    from gi.repository import GLib
+    return {key.replace('_', '-'): GLib.Variant('s' if isinstance(value, str) else 'b', value)
+            for key, value in options.items()}
+
+
+@case(config=Z790)
+def prepare_and_release_z790_with_resizable_bar(sim):
+    before = sim.snapshot()
+    steps = prepare(sim, 'win11')
+    gpu, audio = sim.device_state(B_GPU), sim.device_state(B_AUDIO)
+    assert gpu['driver'] == 'vfio-pci' and gpu['override'] == 'vfio-pci', gpu
+    assert audio['driver'] == 'vfio-pci' and audio['override'] == 'vfio-pci', audio
+    assert gpu['bar_sizes'][0] == 8 * GIB and gpu['bar_sizes'][2] == 8 * MIB, gpu['bar_sizes']
+    assert gpu['drm_nodes'] == []
+    assert unit_state(sim) == 'active', 'the display manager comes back on the other GPU'
+    manager = Manager(sim.bus)
+    assert manager.get('PreparedVMs') == ['win11']
+    assert steps[0] == 'stop display-manager.service' and steps[-1] == 'start display-manager.service', steps
+    assert 'resize BAR 0 of 0000:03:00.0 from 16G to 8G' in steps, steps
+    assert sim.device_state('0000:00:02.0') == before['0000:00:02.0'], 'the desktop GPU is left alone'
+
+    steps = release(sim, 'win11')
+    assert sim.snapshot() == before, (sim.snapshot(), before)
+    assert unit_state(sim) == 'active'
+    assert manager.get('PreparedVMs') == []
+    assert 'resize BAR 0 of 0000:03:00.0 from 8G to 16G' in steps, steps
+
+
+@case(machine='b550-vega64', config=B550)
+def prepare_and_release_b550_loading_vfio(sim):
+    before = sim.snapshot()
+    assert not os.path.exists(sim.sysfs('bus/pci/drivers/vfio-pci'))
+    steps = prepare(sim, 'win10')
+    assert steps[0].startswith('load vfio-pci'), steps
+    assert sim.device_state(A_GPU)['driver'] == 'vfio-pci'
+    assert sim.device_state(A_AUDIO)['driver'] == 'vfio-pci'
+    assert os.path.exists(sim.sysfs('class/vfio/14'))
+    release(sim, 'win10')
+    assert sim.snapshot() == before
+    assert unit_state(sim) == 'active'
+
+
+@case(config=Z790)
+def dry_run_changes_nothing_and_lists_the_real_steps(sim):
+    before = sim.snapshot()
+    planned = prepare(sim, 'win11', dry_run=True)
+    assert sim.snapshot() == before and sim.kernel_state()['writes'] == []
+    assert unit_state(sim) == 'active'
+    done = prepare(sim, 'win11')
+    assert planned == done, (planned, done)
+    planned = release(sim, 'win11', dry_run=True)
+    assert Manager(sim.bus).get('PreparedVMs') == ['win11']
+    assert release(sim, 'win11') == planned
+
+
+@case(config=Z790)
+def repeats_succeed_with_no_steps(sim):
+    assert release(sim, 'win11') == [], 'release without prepare'
+    assert prepare(sim, 'win11') != []
+    assert prepare(sim, 'win11') == []
+    assert release(sim, 'win11') != []
+    assert release(sim, 'win11') == []
+
+
+@case(config={'vms': {'win11': {'devices': [B_GPU, B_AUDIO], 'display_manager': 'keep'}}})
+def keep_leaves_the_display_manager_alone(sim):
+    steps = prepare(sim, 'win11')
+    assert not any('display-manager' in step for step in steps), steps
+    calls = sim.bus.call('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock',
+                         'GetMethodCalls', 's', ('StopUnit',))[0]
+    assert calls == [], calls
+
+
+@case(machine='shared-group-usb', config={'vms': {'gaming': {'devices': ['0000:0c:00.0', '0000:0c:00.1']}}})
+def shared_group_is_refused_and_nothing_is_written(sim):
+    before = sim.snapshot()
+    try:
+        prepare(sim, 'gaming')
+        raise AssertionError('PrepareVM succeeded on a non-viable group')
+    except BusError as e:
+        assert e.name == 'org.gpuswap1.Error.NotViable', e
+        assert '0000:0d:00.0 on xhci_hcd' in e.message, e.message
+    assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
+    assert unit_state(sim) == 'active'
+
+
+if __name__ == '__main__':
+    main()
