@@ -122,6 +122,9 @@ class Bus:
 
         self.connection.signal_subscribe(sender, interface, member, path, None, self.Gio.DBusSignalFlags.NONE,
                                          on_signal)
+        # GDBus sends AddMatch without waiting; the bus handles one connection's messages
+        # in order, so a round trip makes sure the match is in place before we go on.
+        self.call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'GetId')
         return received
 
     def wait_until(self, predicate, timeout=10.0):
