@@ -20,17 +20,11 @@ def unit_state(sim, unit='display-manager.service'):
 
 
 def prepare(sim, vm, **options):
-    return Manager(sim.bus).call('PrepareVM', 'sa{sv}', (vm, options_variant(options)))[0]
+    return Manager(sim.bus).prepare(vm, **options)
 
 
 def release(sim, vm, **options):
-    return Manager(sim.bus).call('ReleaseVM', 'sa{sv}', (vm, options_variant(options)))[0]
-
-
-def options_variant(options):
-    from gi.repository import GLib
-    return {key.replace('_', '-'): GLib.Variant('s' if isinstance(value, str) else 'b', value)
-            for key, value in options.items()}
+    return Manager(sim.bus).release(vm, **options)
 
 
 @case(config=Z790)

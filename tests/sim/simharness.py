@@ -90,6 +90,13 @@ class BusError(Exception):
         self.message = message
 
 
+class Pending:
+    def __init__(self):
+        self.done = False
+        self.result = None
+        self.error = None
+
+
 class Bus:
     """A blocking client of the private bus, with signal recording (Gio)."""
 
@@ -110,6 +117,25 @@ class Bus:
             self.Gio.DBusError.strip_remote_error(e)
             raise BusError(name, e.message) from None
         return reply.unpack()
+
+    def call_async(self, destination, path, interface, method, signature=None, args=(), timeout_ms=120000):
+        """Sends the call and returns at once; the answer lands in the returned Pending
+        while the main context runs (wait_until)."""
+        pending = Pending()
+        parameters = self.GLib.Variant(f'({signature})', tuple(args)) if signature else None
+
+        def on_reply(connection, result):
+            try:
+                pending.result = connection.call_finish(result).unpack()
+            except self.GLib.Error as e:
+                name = self.Gio.DBusError.get_remote_error(e) or 'unknown'
+                self.Gio.DBusError.strip_remote_error(e)
+                pending.error = BusError(name, e.message)
+            pending.done = True
+
+        self.connection.call(destination, path, interface, method, parameters, None, self.Gio.DBusCallFlags.NONE,
+                             timeout_ms, None, on_reply)
+        return pending
 
     def get(self, destination, path, interface, name):
         return self.call(destination, path, 'org.freedesktop.DBus.Properties', 'Get', 'ss', (interface, name))[0]
@@ -378,6 +404,24 @@ class Manager:
         return self.bus.call('org.gpuswap1', '/org/gpuswap1', 'org.gpuswap1.Manager', method, signature, args,
                              timeout_ms)
 
+    def call_async(self, method, signature=None, args=()):
+        return self.bus.call_async('org.gpuswap1', '/org/gpuswap1', 'org.gpuswap1.Manager', method, signature, args)
+
+    def prepare(self, vm, **options):
+        return self.call('PrepareVM', 'sa{sv}', (vm, variants(options)))[0]
+
+    def release(self, vm, **options):
+        return self.call('ReleaseVM', 'sa{sv}', (vm, variants(options)))[0]
+
+    def expect_error(self, name, method, signature=None, args=()):
+        """Calls and returns the error message; fails unless the error is `name`."""
+        try:
+            self.call(method, signature, args)
+        except BusError as e:
+            assert e.name == name, f'{method}{args!r:.200}: expected {name}, got {e}'
+            return e.message
+        raise AssertionError(f'{method}{args!r:.200}: expected {name}, the call succeeded')
+
     def get(self, name):
         return self.bus.get('org.gpuswap1', '/org/gpuswap1', 'org.gpuswap1.Manager', name)
 
@@ -388,6 +432,13 @@ class Manager:
     def managed_objects(self):
         return self.bus.call('org.gpuswap1', '/org/gpuswap1', 'org.freedesktop.DBus.ObjectManager',
                              'GetManagedObjects')[0]
+
+
+def variants(options):
+    """Python options (dry_run=True, domain_xml='...') as a{sv}."""
+    from gi.repository import GLib
+    return {key.replace('_', '-'): GLib.Variant('s' if isinstance(value, str) else 'b', value)
+            for key, value in options.items()}
 
 
 _cases = {}

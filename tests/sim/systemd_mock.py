@@ -13,9 +13,9 @@ Parameters (JSON through dbusmock's -p):
   system_state:   SystemState of the Manager ("running" unless given)
 
 Mock methods (org.freedesktop.DBus.Mock), for tests:
-  SetJobBehaviour(unit, operation, result, delay_ms): operation "start" or "stop";
-      result "done", "failed" (JobRemoved says so, the state does not change) or "hang"
-      (the job never finishes); delay_ms -1 keeps the unit's modelled time.
+  SetJobBehaviour(unit, operation, result, delay_ms): the next "start" or "stop" job of the
+      unit ends with result "done", "failed" (JobRemoved says so, the unit is failed) or
+      "hang" (the job never finishes); delay_ms -1 keeps the unit's modelled time.
   SetUnitActive(unit, active), SetSystemState(state)
 """
 import json
@@ -83,7 +83,7 @@ def enqueue_job(mock, name, operation):
     job_id = mock.next_job_id
     mock.next_job_id += 1
     job_path = f'{MAIN_OBJ}/job/{job_id}'
-    result, delay_ms = mock.behaviour.get((unit, operation), ('done', -1))
+    result, delay_ms = mock.behaviour.pop((unit, operation), ('done', -1))
     if delay_ms < 0:
         delay_ms = spec.get(f'{operation}_ms', 0)
     set_active_state(mock, unit, 'deactivating' if operation == 'stop' else 'activating')
