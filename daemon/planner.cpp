@@ -132,26 +132,36 @@ private:
         }
     }
 
+    void setOverride(const PciDevice& device, const std::string& value)
+    {
+        steps_.push_back({.kind = StepKind::SetOverride,
+                          .description = value.empty() ? "clear driver_override of " + device.address.str()
+                                                       : "set driver_override of " + device.address.str() + " to " + value,
+                          .address = device.address,
+                          .value = value});
+    }
+
     void planDevice(const PciDevice& device, const DeviceSetting& target)
     {
         std::map<unsigned, uint64_t> bars;
         for (const auto& [index, size] : target.barSizes)
             if (barSize(device, index) != size)
                 bars.emplace(index, size);
+        std::string override = device.driverOverride;
 
         const bool startsFree = device.driver.empty() || device.driver == kVfio;
         if (startsFree && !bars.empty()) {
-            resizeBars(device, bars, device.driver == kVfio);
+            const bool onVfio = device.driver == kVfio;
+            // The cycle's probe must bring vfio-pci back, whatever bound it before.
+            if (onVfio && override != kVfio) {
+                setOverride(device, kVfio);
+                override = kVfio;
+            }
+            resizeBars(device, bars, onVfio);
             bars.clear();
         }
-        if (device.driverOverride != target.driverOverride)
-            steps_.push_back({.kind = StepKind::SetOverride,
-                              .description = target.driverOverride.empty()
-                                                 ? "clear driver_override of " + device.address.str()
-                                                 : "set driver_override of " + device.address.str() + " to " +
-                                                       target.driverOverride,
-                              .address = device.address,
-                              .value = target.driverOverride});
+        if (override != target.driverOverride)
+            setOverride(device, target.driverOverride);
         if (device.driver != target.driver) {
             if (!device.driver.empty())
                 unbind(device, device.driver);
