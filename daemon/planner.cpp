@@ -47,23 +47,34 @@ public:
     }
 
 private:
-    // Before the first unbind of a DRM driver: nothing may have its nodes open.
+    // Before the first unbind from a host driver: nothing may have the DRM nodes open
+    // (sound nodes are only noted: ALSA survives an unbind with open files).
     void planDrmHolders()
     {
         std::vector<PciAddress> devices;
         std::string nodes;
         for (const auto& [address, target] : transition_.targets) {
             const PciDevice& device = present_.at(address);
-            if (!device.drmNodes.empty() && target.driver != device.driver) {
-                devices.push_back(address);
+            if (device.driver.empty() || device.driver == kVfio || target.driver == device.driver)
+                continue;
+            devices.push_back(address);
+            if (!device.drmNodes.empty())
                 nodes += (nodes.empty() ? "" : ", ") + nodeList(device);
-            }
         }
         if (devices.empty())
             return;
-        const bool ignore = transition_.holders == HolderPolicy::Ignore;
+        std::string description;
+        if (nodes.empty()) {
+            std::string names;
+            for (const PciAddress& address : devices)
+                names += (names.empty() ? "" : ", ") + address.str();
+            description = "note the processes that hold the sound nodes of " + names;
+        } else {
+            description = (transition_.holders == HolderPolicy::Ignore ? "note the processes that hold "
+                                                                       : "wait until no process holds ") + nodes;
+        }
         steps_.push_back({.kind = StepKind::WaitDrmHolders,
-                          .description = (ignore ? "note the processes that hold " : "wait until no process holds ") + nodes,
+                          .description = description,
                           .devices = devices,
                           .holders = transition_.holders});
     }

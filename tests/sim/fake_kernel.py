@@ -36,8 +36,6 @@ SIZE_SUFFIXES = {'K': 10, 'M': 20, 'G': 30, 'T': 40}
 TESTBED_MARKER = 'gpuswap-testbed'
 WRITE_ONLY_DRIVER_FILES = ('bind', 'unbind', 'new_id', 'remove_id')
 IORESOURCE_MEM_64_PREFETCH = 0x14220c
-DRM_MAJOR = 226
-ALSA_MAJOR = 116
 
 
 def parse_size(text):
@@ -106,6 +104,7 @@ class FakeKernel:
         self.devices = {}      # address -> Device
         self.faults = []
         self.removed = []      # devices taken away by remove-device, back on rescan
+        self.nodes = {}        # devname -> pty master standing for the device node
         self.writes = []       # history: {'path', 'value', 'result'}
         self.release = threading.Event()
         self.hung = 0
@@ -326,14 +325,12 @@ class FakeKernel:
         creates = self.machine['drivers'].get(driver, {}).get('creates')
         if creates == 'drm':
             minor = self.lowest_free('drm', 'card')
-            self.add_child(device, 'drm', f'card{minor}', DRM_MAJOR, minor, f'dri/card{minor}', 'drm_minor')
-            self.add_child(device, 'drm', f'renderD{128 + minor}', DRM_MAJOR, 128 + minor,
-                           f'dri/renderD{128 + minor}', 'drm_minor')
+            self.add_child(device, 'drm', f'card{minor}', True, f'dri/card{minor}', 'drm_minor')
+            self.add_child(device, 'drm', f'renderD{128 + minor}', True, f'dri/renderD{128 + minor}', 'drm_minor')
         elif creates == 'sound':
             card = self.lowest_free('sound', 'card')
-            self.add_child(device, 'sound', f'card{card}', None, None, None, None)
-            self.add_child(device, 'sound', f'card{card}/controlC{card}', ALSA_MAJOR, card * 32,
-                           f'snd/controlC{card}', None)
+            self.add_child(device, 'sound', f'card{card}', False, None, None)
+            self.add_child(device, 'sound', f'card{card}/controlC{card}', True, f'snd/controlC{card}', None)
         elif driver == 'vfio-pci':
             self.add_vfio_group(device)
         if announce:
@@ -355,8 +352,10 @@ class FakeKernel:
         if announce:
             for subsystem, devpath, properties in reversed(children):
                 self.events.send('remove', devpath, subsystem, properties)
-        for subsystem, devpath, _ in reversed(children):
+        for subsystem, devpath, properties in reversed(children):
             name = devpath.rsplit('/', 1)[1]
+            if 'DEVNAME' in properties:
+                self.remove_node(properties['DEVNAME'])
             if subsystem in ('drm', 'sound') and os.path.lexists(self.path('class', subsystem, name)):
                 os.unlink(self.path('class', subsystem, name))
             self.remove_tree(self.path(devpath))
@@ -407,11 +406,32 @@ class FakeKernel:
                 os.unlink(entry.path)
         os.rmdir(path)
 
-    def add_child(self, device, subsystem, name, major, minor, devname, devtype):
+    def make_node(self, devname):
+        """A device node a test process can hold: gpuswapd finds holders by st_rdev, so the
+        node is a pty whose number stands everywhere the kernel's would (the sysfs dev
+        attribute, the uevent); <testbed>/dev/<devname> links to it."""
+        master, slave = os.openpty()
+        number = os.fstat(slave).st_rdev
+        pts = os.ttyname(slave)
+        os.close(slave)
+        self.nodes[devname] = master
+        link = os.path.join(self.testbed, 'dev', devname)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(pts, link)
+        return os.major(number), os.minor(number)
+
+    def remove_node(self, devname):
+        os.close(self.nodes.pop(devname))
+        os.unlink(os.path.join(self.testbed, 'dev', devname))
+
+    def add_child(self, device, subsystem, name, has_node, devname, devtype):
         devpath = f'{device.devpath}/{subsystem}/{name}'
         directory = self.path(devpath)
         properties = {}
-        if major is not None:
+        if has_node:
+            major, minor = self.make_node(devname)
             properties.update({'MAJOR': str(major), 'MINOR': str(minor), 'DEVNAME': devname})
             self.write_file(os.path.join(directory, 'dev'), f'{major}:{minor}\n')
         if devtype:
@@ -429,7 +449,8 @@ class FakeKernel:
         if group is None or len(self.vfio_group_members(group)) > 1:
             return
         devpath = f'/devices/virtual/vfio/{group}'
-        self.write_file(os.path.join(self.path(devpath), 'dev'), f'{self.machine.get("vfio_major", 243)}:{group}\n')
+        major, minor = self.make_node(f'vfio/{group}')
+        self.write_file(os.path.join(self.path(devpath), 'dev'), f'{major}:{minor}\n')
         self.link(self.path('class/vfio', str(group)), self.path(devpath))
         self.events.send('add', devpath, 'vfio', {'DEVNAME': f'vfio/{group}'})
 
@@ -438,6 +459,7 @@ class FakeKernel:
         if group is None or self.vfio_group_members(group):
             return
         devpath = f'/devices/virtual/vfio/{group}'
+        self.remove_node(f'vfio/{group}')
         os.unlink(self.path('class/vfio', str(group)))
         self.remove_tree(self.path(devpath))
         if announce:

@@ -346,6 +346,20 @@ class Simulation:
         with open(self.control) as f:
             return json.load(f)
 
+    def hold(self, devname):
+        """Starts a process (sleep) that keeps <testbed>/dev/<devname> open, as a
+        compositor holds /dev/dri/card1 or QEMU /dev/vfio/14. End it with .kill()."""
+        node = os.path.realpath(os.path.join(self.testbed, 'dev', devname))
+        holder = subprocess.Popen(['sh', '-c', 'exec sleep 600 3<>"$0"', node])
+        self.processes.append(holder)
+        deadline = time.monotonic() + 5
+        while not (os.path.exists(f'/proc/{holder.pid}/fd/3') and
+                   os.path.realpath(f'/proc/{holder.pid}/fd/3') == node):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'the holder of {devname} did not start')
+            time.sleep(0.01)
+        return holder
+
     def sysfs(self, relative):
         return os.path.join(self.testbed, 'sys', relative)
 
