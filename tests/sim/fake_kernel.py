@@ -582,6 +582,7 @@ class KernelFs(fuse.Fuse):
 
     def write(self, path, buf, offset):
         value = buf.decode(errors='replace')
+        started = time.monotonic()
         try:
             self.kernel.handle_write(path, value)
             result = 'ok'
@@ -595,7 +596,8 @@ class KernelFs(fuse.Fuse):
             result, answer = 'EIO', -errno.EIO
         if path != '/control':
             with self.kernel.lock:
-                self.kernel.writes.append({'path': path, 'value': value, 'result': result})
+                self.kernel.writes.append({'path': path, 'value': value, 'result': result,
+                                           'held_ms': (time.monotonic() - started) * 1000})
         return answer
 
 
