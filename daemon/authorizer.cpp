@@ -39,7 +39,7 @@ Authorizer::Authorizer(sdbus::IConnection& connection)
     polkit_->finishRegistration();
 }
 
-void Authorizer::check(const Caller& caller, Action action, bool rootOnly, Done done)
+void Authorizer::check(const Caller& caller, Action action, bool rootOnly, const Done& done)
 {
     bus_->callMethodAsync("GetConnectionUnixUser")
         .onInterface("org.freedesktop.DBus")
@@ -63,7 +63,7 @@ void Authorizer::check(const Caller& caller, Action action, bool rootOnly, Done 
         });
 }
 
-void Authorizer::askPolkit(const Caller& caller, Action action, Done done)
+void Authorizer::askPolkit(const Caller& caller, Action action, const Done& done)
 {
     const std::string id = actionId(action);
     const Subject subject{"system-bus-name", {{"name", sdbus::Variant(caller.busName)}}};

@@ -32,10 +32,10 @@ public:
     explicit Authorizer(sdbus::IConnection& connection);
 
     // rootOnly: a request only uid 0 may make (PrepareVM's domain-xml), whatever polkit says.
-    void check(const Caller& caller, Action action, bool rootOnly, Done done);
+    void check(const Caller& caller, Action action, bool rootOnly, const Done& done);
 
 private:
-    void askPolkit(const Caller& caller, Action action, Done done);
+    void askPolkit(const Caller& caller, Action action, const Done& done);
 
     std::unique_ptr<sdbus::IProxy> bus_;
     std::unique_ptr<sdbus::IProxy> polkit_;

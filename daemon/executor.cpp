@@ -292,7 +292,7 @@ void Executor::startUnitStep(const Step& step, bool start)
         return;
     }
     // Never bring the display manager back while the system shuts down.
-    context_.units.systemState([this, serial, &step, finished](std::optional<std::string> error, const std::string& state) {
+    context_.units.systemState([this, serial, &step, finished](const std::optional<std::string>& error, const std::string& state) {
         if (serial != serial_)
             return;
         if (!error && state == "stopping")

@@ -262,7 +262,7 @@ void HandOver::submit(Request request)
         queue_.push_back(std::move(shared));
         return;
     }
-    start(std::move(shared));
+    start(shared);
 }
 
 void HandOver::startNextLater()
@@ -277,12 +277,12 @@ void HandOver::startNextLater()
             return 0;
         auto request = std::move(self->queue_.front());
         self->queue_.pop_front();
-        self->start(std::move(request));
+        self->start(request);
         return 0;
     }, this);
 }
 
-void HandOver::start(std::shared_ptr<Request> request)
+void HandOver::start(const std::shared_ptr<Request>& request)
 {
     current_ = request;
     operationName_ = request->name;
@@ -395,7 +395,7 @@ std::string HandOver::describeDevices(const DeviceSettings& settings) const
     return text;
 }
 
-void HandOver::rollBack(const std::shared_ptr<Request>& request, Failure failure, std::vector<std::string> lines)
+void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines)
 {
     log::warning(request->name + " failed, rolling back: " + failure.what(), {{"OPERATION", request->name}});
     OperationRecord& record = *state_.operation;
@@ -423,7 +423,7 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, Failure failure
             save();
             listener_.progress(request->name, static_cast<unsigned>(index + 1), count, "roll back: " + step.description);
         },
-        [this, request, failure, lines = std::move(lines)](std::optional<Failure> rollbackFailure, std::vector<std::string>) {
+        [this, request, failure, lines = std::move(lines)](const std::optional<Failure>& rollbackFailure, const std::vector<std::string>&) {
             const DeviceSettings before = state_.operation->before;
             state_.operation.reset();
             save();

@@ -90,10 +90,10 @@ private:
     };
 
     void submit(Request request);
-    void start(std::shared_ptr<Request> request);
+    void start(const std::shared_ptr<Request>& request);
     void planAndRun(const std::shared_ptr<Request>& request, Draft draft);
     void execute(const std::shared_ptr<Request>& request, Draft draft, std::vector<Step> steps);
-    void rollBack(const std::shared_ptr<Request>& request, Failure failure, std::vector<std::string> lines);
+    void rollBack(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines);
     void finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome);
     void startNextLater();
     Machine readMachine() const;

@@ -15,9 +15,23 @@ namespace gpuswap {
 
 namespace {
 
-const std::set<std::string> kVmOptions{"dry-run", "interactive", "no-queue"};
-const std::set<std::string> kPrepareOptions{"dry-run", "interactive", "no-queue", "domain-xml"};
-const std::set<std::string> kRebindOptions{"dry-run", "interactive", "no-queue", "force"};
+const std::set<std::string>& vmOptions()
+{
+    static const std::set<std::string> options{"dry-run", "interactive", "no-queue"};
+    return options;
+}
+
+const std::set<std::string>& prepareOptions()
+{
+    static const std::set<std::string> options{"dry-run", "interactive", "no-queue", "domain-xml"};
+    return options;
+}
+
+const std::set<std::string>& rebindOptions()
+{
+    static const std::set<std::string> options{"dry-run", "interactive", "no-queue", "force"};
+    return options;
+}
 
 std::vector<std::string> profileNames(const Config& config)
 {
@@ -172,11 +186,11 @@ HandOver::Reply ManagerObject::track(sdbus::Result<>&& result)
     };
 }
 
-void ManagerObject::authorizeThen(Action action, const RequestOptions& options, bool rootOnly, HandOver::Reply reply,
-                                  std::function<void()> start)
+void ManagerObject::authorizeThen(Action action, const RequestOptions& options, bool rootOnly,
+                                  const HandOver::Reply& reply, const std::function<void()>& start)
 {
     authorizer_.check(currentCaller(getObject(), options.interactive), action, rootOnly,
-                      [reply, start](std::optional<Failure> denied) {
+                      [reply, start](const std::optional<Failure>& denied) {
                           if (denied)
                               reply(denied, {});
                           else
@@ -189,7 +203,7 @@ void ManagerObject::PrepareVM(sdbus::Result<std::vector<std::string>>&& result, 
 {
     guarded("PrepareVM", [&] {
         checkVmName(vm);
-        const RequestOptions parsed = parseOptions(options, kPrepareOptions);
+        const RequestOptions parsed = parseOptions(options, prepareOptions());
         auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
         authorizeThen(Action::ManageVm, parsed, parsed.domainXml.has_value(), reply,
                       [this, vm, parsed, reply] { handOver_->prepare(vm, parsed, reply); });
@@ -201,7 +215,7 @@ void ManagerObject::ReleaseVM(sdbus::Result<std::vector<std::string>>&& result, 
 {
     guarded("ReleaseVM", [&] {
         checkVmName(vm);
-        const RequestOptions parsed = parseOptions(options, kVmOptions);
+        const RequestOptions parsed = parseOptions(options, vmOptions());
         auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
         authorizeThen(Action::ManageVm, parsed, false, reply,
                       [this, vm, parsed, reply] { handOver_->release(vm, parsed, reply); });
@@ -215,7 +229,7 @@ void ManagerObject::RebindDevice(sdbus::Result<std::string>&& result, std::strin
         const PciAddress pci = checkAddress(address);
         if (!driver.empty())
             checkDriverName(driver);
-        const RequestOptions parsed = parseOptions(options, kRebindOptions);
+        const RequestOptions parsed = parseOptions(options, rebindOptions());
         auto reply = track<std::string>(std::move(result), [](const Outcome& o) { return o.previousDriver; });
         authorizeThen(Action::RebindDevice, parsed, false, reply,
                       [this, pci, driver, parsed, reply] { handOver_->rebind(pci, driver, parsed, reply); });
@@ -232,7 +246,7 @@ void ManagerObject::ResizeBar(sdbus::Result<uint64_t>&& result, std::string addr
         if (!isValidBarSize(size))
             throw Failure(ErrorCode::InvalidArgument,
                           std::to_string(size) + " bytes is not a BAR size: a power of two of at least 1 MiB");
-        const RequestOptions parsed = parseOptions(options, kVmOptions);
+        const RequestOptions parsed = parseOptions(options, vmOptions());
         auto reply = track<uint64_t>(std::move(result), [](const Outcome& o) { return o.previousSize; });
         authorizeThen(Action::ResizeBar, parsed, false, reply,
                       [this, pci, bar, size, parsed, reply] { handOver_->resize(pci, bar, size, parsed, reply); });

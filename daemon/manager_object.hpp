@@ -65,8 +65,8 @@ private:
     HandOver::Reply track(sdbus::Result<Value>&& result, std::function<Value(const Outcome&)> value);
     HandOver::Reply track(sdbus::Result<>&& result);
     // Checks the caller, then runs `start` (which hands the call to HandOver).
-    void authorizeThen(Action action, const RequestOptions& options, bool rootOnly, HandOver::Reply reply,
-                       std::function<void()> start);
+    void authorizeThen(Action action, const RequestOptions& options, bool rootOnly, const HandOver::Reply& reply,
+                       const std::function<void()>& start);
 
     const Sysfs& sysfs_;
     const Config& config_;

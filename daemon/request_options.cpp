@@ -23,9 +23,14 @@ RequestOptions parseRequestOptions(const std::map<std::string, OptionValue>& opt
     for (const auto& [name, value] : options) {
         if (!accepted.contains(name)) {
             std::string list;
-            for (const auto& known : accepted)
-                list += (list.empty() ? "" : ", ") + known;
-            throw Failure(ErrorCode::InvalidArgument, "unknown option \"" + name + "\" (this method takes: " + list + ")");
+            for (const auto& known : accepted) {
+                if (!list.empty())
+                    list += ", ";
+                list += known;
+            }
+            std::string message = "unknown option \"";
+            message.append(name).append("\" (this method takes: ").append(list).append(")");
+            throw Failure(ErrorCode::InvalidArgument, message);
         }
         const bool wantsString = name == "domain-xml";
         const bool typeOk = wantsString ? std::holds_alternative<std::string>(value) : std::holds_alternative<bool>(value);

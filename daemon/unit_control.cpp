@@ -39,13 +39,13 @@ UnitControl::UnitControl(sdbus::IConnection& connection)
     });
 }
 
-void UnitControl::runJob(const std::string& method, const std::string& unit, const std::string& expectedState, Done done)
+void UnitControl::runJob(const std::string& method, const std::string& unit, const std::string& expectedState, const Done& done)
 {
     manager_->callMethodAsync(method)
         .onInterface(kManagerInterface)
         .withTimeout(kCallTimeout)
         .withArguments(unit, std::string("replace"))
-        .uponReplyInvoke([this, method, unit, expectedState, done](const sdbus::Error* error, sdbus::ObjectPath job) {
+        .uponReplyInvoke([this, method, unit, expectedState, done](const sdbus::Error* error, const sdbus::ObjectPath& job) {
             if (error != nullptr) {
                 done(method + " " + unit + ": " + error->getMessage());
                 return;
@@ -71,7 +71,7 @@ void UnitControl::jobRemoved(const std::string& job, const std::string& result)
         waiting.done("the job for " + waiting.unit + " ended with \"" + result + "\"");
         return;
     }
-    activeState(waiting.unit, [waiting](std::optional<std::string> error, const std::string& state) {
+    activeState(waiting.unit, [waiting](const std::optional<std::string>& error, const std::string& state) {
         if (error)
             waiting.done(error);
         else if (state != waiting.expectedState)
@@ -81,7 +81,7 @@ void UnitControl::jobRemoved(const std::string& job, const std::string& result)
     });
 }
 
-void UnitControl::activeState(const std::string& unit, StateDone done)
+void UnitControl::activeState(const std::string& unit, const StateDone& done)
 {
     manager_->callMethodAsync("ListUnitsByNames")
         .onInterface(kManagerInterface)
@@ -97,7 +97,7 @@ void UnitControl::activeState(const std::string& unit, StateDone done)
         });
 }
 
-void UnitControl::systemState(StateDone done)
+void UnitControl::systemState(const StateDone& done)
 {
     manager_->callMethodAsync("Get")
         .onInterface("org.freedesktop.DBus.Properties")

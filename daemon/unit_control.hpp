@@ -24,15 +24,15 @@ public:
     // StartUnit/StopUnit, then JobRemoved for that job (matched by its object path:
     // systemd names the real unit there, gdm.service for display-manager.service), then
     // ActiveState must be the state a finished job leaves.
-    void start(const std::string& unit, Done done) { runJob("StartUnit", unit, "active", std::move(done)); }
-    void stop(const std::string& unit, Done done) { runJob("StopUnit", unit, "inactive", std::move(done)); }
+    void start(const std::string& unit, const Done& done) { runJob("StartUnit", unit, "active", done); }
+    void stop(const std::string& unit, const Done& done) { runJob("StopUnit", unit, "inactive", done); }
 
-    void activeState(const std::string& unit, StateDone done);
+    void activeState(const std::string& unit, const StateDone& done);
     // "running", "stopping" (shutting down), ...
-    void systemState(StateDone done);
+    void systemState(const StateDone& done);
 
 private:
-    void runJob(const std::string& method, const std::string& unit, const std::string& expectedState, Done done);
+    void runJob(const std::string& method, const std::string& unit, const std::string& expectedState, const Done& done);
     void jobRemoved(const std::string& job, const std::string& result);
 
     std::unique_ptr<sdbus::IProxy> manager_;
