@@ -38,6 +38,11 @@ SKIP = 77
 PRELOAD = 'libumockdev-preload.so.0'
 TESTBED_MARKER = 'gpuswap-testbed'
 
+POLKITD = '/usr/lib/polkit-1/polkitd'
+# Test users of the real-polkitd cases: one in the group gpuswap, one outside it.
+TEST_GROUP = ('gpuswap', 4790)
+TEST_USERS = {'gpuswap-member': 4791, 'gpuswap-outsider': 4792}
+
 DEFAULT_UNITS = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True}]
 
 
@@ -58,6 +63,8 @@ def missing_requirements():
         ctypes.CDLL(PRELOAD)
     except OSError:
         return f'{PRELOAD} is missing (Debian package umockdev)'
+    if not os.path.exists(POLKITD):
+        return f'{POLKITD} is missing (Debian package polkitd)'
     probe = subprocess.run([PYTHON, '-c', 'import fuse, dbusmock, gi'], capture_output=True)
     if probe.returncode != 0:
         return 'python3-fuse, python3-dbusmock or python3-gi is missing'
@@ -165,7 +172,7 @@ class Bus:
 
 
 class Simulation:
-    def __init__(self, machine='z790-rx6800', config=None, latency=False, units=None, daemon=True):
+    def __init__(self, machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock'):
         self.machine_file = machine if machine.endswith('.json') else os.path.join(MACHINES, machine + '.json')
         with open(self.machine_file) as f:
             self.machine = json.load(f)
@@ -173,6 +180,7 @@ class Simulation:
         self.latency = latency
         self.units = DEFAULT_UNITS if units is None else units
         self.with_daemon = daemon
+        self.polkit = polkit
         self.processes = []
         self.daemon = None
         self.notifications = []
@@ -271,9 +279,52 @@ class Simulation:
         parameters = json.dumps({'units': self.units, 'kernel_control': self.control})
         self._spawn([PYTHON, '-m', 'dbusmock', '--system', '-t', os.path.join(HERE, 'systemd_mock.py'),
                      '-p', parameters], 'systemd-mock.log', env=env)
-        self._spawn([PYTHON, '-m', 'dbusmock', '--system', '-t', 'polkitd'], 'polkitd-mock.log', env=env)
+        if self.polkit == 'real':
+            self._start_real_polkitd()
+        else:
+            self._spawn([PYTHON, '-m', 'dbusmock', '--system', '-t', 'polkitd'], 'polkitd-mock.log', env=env)
         for name in ('org.freedesktop.systemd1', 'org.freedesktop.PolicyKit1'):
             self.wait_for_name(name)
+
+    def _start_real_polkitd(self):
+        """Debian's polkitd with the project's actions and rules, and the test users in
+        the user and group databases: bind mounts, private to this mount namespace."""
+        for name, uid in [TEST_GROUP] + list(TEST_USERS.items()):
+            if subprocess.run(['getent', 'passwd', name], capture_output=True).returncode == 0 or \
+               subprocess.run(['getent', 'group', str(uid)], capture_output=True).returncode == 0:
+                skip(f'the host already has a user or group {name} or id {uid}')
+        etc = os.path.join(self.work, 'etc')
+        os.makedirs(etc)
+        with open('/etc/passwd') as f:
+            passwd = f.read().rstrip('\n') + '\n'
+        with open('/etc/group') as f:
+            group = f.read().rstrip('\n') + '\n'
+        for name, uid in TEST_USERS.items():
+            passwd += f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n'
+            group += f'{name}:x:{uid}:\n'
+        group += f'{TEST_GROUP[0]}:x:{TEST_GROUP[1]}:gpuswap-member\n'
+        for name, text in (('passwd', passwd), ('group', group)):
+            with open(os.path.join(etc, name), 'w') as f:
+                f.write(text)
+            os.chmod(os.path.join(etc, name), 0o644)
+        actions = os.path.join(self.work, 'polkit-actions')
+        rules = os.path.join(self.work, 'polkit-rules')
+        os.makedirs(actions)
+        os.makedirs(rules)
+        shutil.copy(os.path.join(SOURCE_ROOT, 'polkit', 'org.gpuswap1.policy'), actions)
+        shutil.copy(os.path.join(SOURCE_ROOT, 'polkit', '50-gpuswap.rules'), rules)
+        for source, target in ((os.path.join(etc, 'passwd'), '/etc/passwd'), (os.path.join(etc, 'group'), '/etc/group'),
+                               (actions, '/usr/share/polkit-1/actions'), (rules, '/etc/polkit-1/rules.d'),
+                               (rules, '/usr/share/polkit-1/rules.d')):
+            subprocess.run(['mount', '--bind', source, target], check=True)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        self._spawn([POLKITD, '--no-debug'], 'polkitd.log', env=env)
+
+    def run_as(self, user, argv, **kwargs):
+        """Runs argv as a test user with the groups the group database gives it."""
+        uid = TEST_USERS[user]
+        return subprocess.run(['setpriv', f'--reuid={uid}', f'--regid={uid}', '--init-groups', *argv],
+                              capture_output=True, text=True, **kwargs)
 
     def _start_notify_socket(self):
         """A NOTIFY_SOCKET like systemd's; drained all the time, or sd_notify() blocks."""
@@ -406,7 +457,7 @@ class Simulation:
             return '(no log)'
 
     def dump_logs(self):
-        for name in ('gpuswapd.log', 'fake-kernel.log', 'systemd-mock.log', 'dbus-daemon.log'):
+        for name in ('gpuswapd.log', 'fake-kernel.log', 'systemd-mock.log', 'dbus-daemon.log', 'polkitd.log'):
             text = self.log(name)
             if text.strip():
                 print(f'----- {name} -----\n{text[-6000:]}', file=sys.stderr)
@@ -462,11 +513,11 @@ def variants(options):
 _cases = {}
 
 
-def case(machine='z790-rx6800', config=None, latency=False, units=None, daemon=True):
+def case(machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock'):
     """Marks a test case and the simulated machine it runs on."""
     def register(function):
         _cases[function.__name__] = (function, dict(machine=machine, config=config, latency=latency, units=units,
-                                                    daemon=daemon))
+                                                    daemon=daemon, polkit=polkit))
         return function
     return register
 

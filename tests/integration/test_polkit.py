@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Authorization with the real polkitd and the project's policy and rules: members of the
+group gpuswap may hand their VM's GPU over without a password; nobody else, and nothing
+else, without an administrator."""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
+from simharness import HERE, PYTHON, Manager, case, main  # noqa: E402
+
+GPU, AUDIO = '0000:03:00.0', '0000:03:00.1'
+CONFIG = {'vms': {'win11': {'devices': [GPU, AUDIO]}}}
+MANAGER = ('org.gpuswap1', '/org/gpuswap1', 'org.gpuswap1.Manager')
+
+
+def as_user(sim, user, argv):
+    return sim.run_as(user, argv) if user != 'root' else subprocess.run(argv, capture_output=True, text=True)
+
+
+def busctl(sim, user, *args):
+    return as_user(sim, user, ['busctl', '--address=' + sim.bus_address, '--timeout=60', *args])
+
+
+def call(sim, user, method, arguments, interactive=False):
+    """The Manager method with GVariant text arguments; the reply's text or ERROR name: message."""
+    argv = [PYTHON, os.path.join(HERE, 'bus_call.py'), sim.bus_address] + (['--interactive'] if interactive else []) + \
+        ['org.gpuswap1', '/org/gpuswap1', 'org.gpuswap1.Manager.' + method, arguments]
+    return as_user(sim, user, argv)
+
+
+def denied(result, error):
+    assert result.returncode != 0 and result.stdout.startswith(f'ERROR {error}:'), (result.stdout, result.stderr)
+    return result.stdout.strip()
+
+
+@case(config=CONFIG, polkit='real')
+def group_member_prepares_and_releases_without_a_password(sim):
+    before = sim.snapshot()
+    result = call(sim, 'gpuswap-member', 'PrepareVM', "('win11', @a{sv} {})")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci'
+    result = call(sim, 'gpuswap-member', 'ReleaseVM', "('win11', @a{sv} {})")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sim.snapshot() == before
+
+
+@case(config=CONFIG, polkit='real')
+def outsider_is_refused_and_nothing_is_written(sim):
+    before = sim.snapshot()
+    print(denied(call(sim, 'gpuswap-outsider', 'PrepareVM', "('win11', @a{sv} {})"),
+                 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired'))
+    # Interaction allowed, by the message flag or the option, but no agent to ask: denied.
+    print(denied(call(sim, 'gpuswap-outsider', 'PrepareVM', "('win11', @a{sv} {})", interactive=True),
+                 'org.freedesktop.DBus.Error.AccessDenied'))
+    print(denied(call(sim, 'gpuswap-outsider', 'PrepareVM', "('win11', {'interactive': <true>})"),
+                 'org.freedesktop.DBus.Error.AccessDenied'))
+    assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
+
+
+@case(config=CONFIG, polkit='real')
+def root_is_allowed_everything(sim):
+    assert call(sim, 'root', 'RebindDevice', f"('{AUDIO}', 'vfio-pci', @a{{sv}} {{}})").returncode == 0
+    assert call(sim, 'root', 'RebindDevice', f"('{AUDIO}', '', @a{{sv}} {{}})").returncode == 0
+    assert call(sim, 'root', 'Reload', '()').returncode == 0
+    assert sim.device_state(AUDIO)['driver'] == 'snd_hda_intel'
+
+
+@case(config={'vms': {'win11': {}}}, polkit='real')
+def group_member_may_not_rebind_resize_reload_or_name_devices(sim):
+    before = sim.snapshot()
+    member = 'gpuswap-member'
+    required = 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired'
+    denied(call(sim, member, 'RebindDevice', f"('{AUDIO}', 'vfio-pci', @a{{sv}} {{}})"), required)
+    denied(call(sim, member, 'ResizeBar', f"('{GPU}', uint32 0, uint64 {8 << 30}, @a{{sv}} {{}})"), required)
+    denied(call(sim, member, 'Reload', '()'), required)
+    xml = ("<domain><devices><hostdev mode='subsystem' type='pci'><source>"
+           "<address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></source></hostdev></devices></domain>")
+    message = denied(call(sim, member, 'PrepareVM', f"('win11', {{'domain-xml': <\"{xml}\">}})"),
+                     'org.freedesktop.DBus.Error.AccessDenied')
+    assert 'root' in message, message
+    assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
+
+
+@case(config=CONFIG, polkit='real')
+def reads_and_diagnose_need_nothing(sim):
+    for user in ('gpuswap-outsider', 'gpuswap-member'):
+        result = call(sim, user, 'Diagnose', "('win11',)")
+        assert result.returncode == 0, result.stdout + result.stderr
+        result = busctl(sim, user, 'get-property', *MANAGER, 'Profiles')
+        assert result.returncode == 0 and 'win11' in result.stdout, result.stderr
+        result = busctl(sim, user, 'get-property', 'org.gpuswap1', '/org/gpuswap1/device/pci_0000_03_00_0',
+                        'org.gpuswap1.Device', 'Driver')
+        assert result.stdout.strip() == 's "amdgpu"', result
+
+
+@case(config=CONFIG, polkit='real')
+def only_root_may_own_the_name(sim):
+    result = busctl(sim, 'gpuswap-member', 'call', 'org.freedesktop.DBus', '/org/freedesktop/DBus',
+                    'org.freedesktop.DBus', 'RequestName', 'su', 'org.gpuswap1', '0')
+    assert result.returncode != 0 and 'Access denied' in result.stderr, result
+    assert Manager(sim.bus).get('Version')
+
+
+if __name__ == '__main__':
+    main()
