@@ -108,5 +108,40 @@ def shared_group_is_refused_and_nothing_is_written(sim):
     assert unit_state(sim) == 'active'
 
 
+@case(config=Z790)
+def display_manager_not_running_is_not_started(sim):
+    sim.bus.call('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock',
+                 'SetUnitActive', 'sb', ('display-manager.service', False))
+    steps = prepare(sim, 'win11')
+    assert not any('display-manager' in step for step in steps), steps
+    steps = release(sim, 'win11')
+    assert not any('display-manager' in step for step in steps), steps
+    assert unit_state(sim) == 'inactive'
+
+
+@case(config=Z790)
+def release_at_shutdown_leaves_the_display_manager_stopped(sim):
+    prepare(sim, 'win11')
+    sim.bus.call('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock',
+                 'SetSystemState', 's', ('stopping',))
+    steps = release(sim, 'win11')
+    assert steps[-1] == 'start display-manager.service (skipped: the system is shutting down)', steps
+    assert unit_state(sim) == 'inactive'
+    assert sim.device_state(B_GPU)['driver'] == 'amdgpu'
+
+
+@case(config=Z790)
+def a_bar_that_cannot_grow_back_does_not_stop_the_release(sim):
+    prepare(sim, 'win11')
+    sim.kernel(op='fault', on='resize', device=B_GPU, effect='refuse', errno='ENOSPC', times=1)
+    steps = release(sim, 'win11')
+    failed = [step for step in steps if 'failed' in step]
+    assert len(failed) == 1 and 'resize BAR 0' in failed[0] and 'ENOSPC' in failed[0], steps
+    gpu = sim.device_state(B_GPU)
+    assert gpu['driver'] == 'amdgpu' and gpu['override'] == '' and len(gpu['drm_nodes']) == 2, gpu
+    assert gpu['bar_sizes'][0] == 8 * GIB and gpu['bar_sizes'][2] == 256 * MIB, gpu['bar_sizes']
+    assert Manager(sim.bus).get('PreparedVMs') == []
+
+
 if __name__ == '__main__':
     main()
