@@ -55,6 +55,13 @@ def outsider_is_refused_and_nothing_is_written(sim):
                  'org.freedesktop.DBus.Error.AccessDenied'))
     print(denied(call(sim, 'gpuswap-outsider', 'PrepareVM', "('win11', {'interactive': <true>})"),
                  'org.freedesktop.DBus.Error.AccessDenied'))
+    ctl = os.environ.get('GPUSWAPCTL')
+    if ctl:
+        env = ['env', 'DBUS_SYSTEM_BUS_ADDRESS=' + sim.bus_address]
+        result = sim.run_as('gpuswap-outsider', env + [ctl, '--no-ask-password', 'prepare', 'win11'])
+        assert result.returncode == 3 and 'authentication is required' in result.stderr, result
+        result = sim.run_as('gpuswap-member', env + [ctl, '--no-ask-password', 'rebind', AUDIO, 'vfio-pci'])
+        assert result.returncode == 3, result
     assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
 
 

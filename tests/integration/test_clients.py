@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""gpuswapctl and gpuswap-hook against gpuswapd on the simulated machine."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
+from simharness import SOURCE_ROOT, case, main  # noqa: E402
+
+GPU, AUDIO = '0000:03:00.0', '0000:03:00.1'
+BUILD = os.path.join(SOURCE_ROOT, '_build', 'plain', 'client')
+CTL = os.environ.get('GPUSWAPCTL') or os.path.join(BUILD, 'gpuswapctl')
+HOOK = os.environ.get('GPUSWAP_HOOK') or os.path.join(BUILD, 'gpuswap-hook')
+CONFIG = {'vms': {'win11': {'devices': [GPU, AUDIO], 'bars': {GPU: {'0': '8G'}}}, 'from-xml': {}}}
+NOBODY_LISTENS = 'unix:path=/nonexistent/system_bus_socket'
+
+DOMAIN = '''<domain type='kvm'><name>{name}</name><devices>{hostdevs}</devices></domain>'''
+HOSTDEV = '''<hostdev mode='subsystem' type='pci' managed='yes'><source>
+  <address domain='0x0000' bus='0x03' slot='0x00' function='0x{function}'/></source></hostdev>'''
+
+
+def domain(name, functions=(0, 1)):
+    return DOMAIN.format(name=name, hostdevs=''.join(HOSTDEV.format(function=f) for f in functions))
+
+
+def run(sim, argv, address=None, stdin=None):
+    # libvirt gives hooks only PATH, HOME and LC_ALL; the bus address stands in for the
+    # default system bus socket here.
+    env = {'PATH': os.environ['PATH'], 'HOME': '/root', 'LC_ALL': 'C',
+           'DBUS_SYSTEM_BUS_ADDRESS': address or sim.bus_address}
+    return subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def ctl(sim, *args, address=None):
+    return run(sim, [CTL, *args], address)
+
+
+def hook(sim, vm, operation, phase, xml='', address=None):
+    return run(sim, [HOOK, vm, operation, phase, '-'], address, stdin=xml)
+
+
+@case(config=CONFIG)
+def status_json_lists_the_gpus(sim):
+    result = ctl(sim, 'status', '--json')
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status['profiles'] == ['from-xml', 'win11'] and status['operation'] == ''
+    devices = {d['address']: d for d in status['devices']}
+    assert devices[GPU]['driver'] == 'amdgpu' and devices[GPU]['iommu_group'] == 14
+    assert devices[GPU]['bars'][0] == {'index': 0, 'size': 16 << 30, 'supported': 0x7f00}
+    assert devices['0000:00:02.0']['boot_vga'] is True
+    text = ctl(sim, 'status').stdout
+    assert '0000:03:00.0  1002:73bf VGA    amdgpu' in text and '0:16G(256M-16G)' in text, text
+
+
+@case(config=CONFIG)
+def prepare_and_release_show_live_progress(sim):
+    before = sim.snapshot()
+    result = ctl(sim, 'prepare', 'win11')
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == '[1/14] stop display-manager.service' and lines[-1] == 'win11: done in 14 steps', lines
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci'
+    assert ctl(sim, 'release', 'win11', '--dry-run').stdout.startswith('would 1. stop display-manager.service')
+    assert ctl(sim, 'release', 'win11').returncode == 0
+    assert sim.snapshot() == before
+
+
+@case(config=CONFIG)
+def rebind_resize_and_diagnose(sim):
+    result = ctl(sim, 'rebind', GPU, 'vfio-pci')
+    assert result.returncode == 0 and 'was on amdgpu' in result.stdout, result
+    result = ctl(sim, 'resize-bar', GPU, '0', '4G')
+    assert result.returncode == 0 and 'BAR 0: 16G -> 4G' in result.stdout, result
+    assert ctl(sim, 'resize-bar', GPU, '0', str(8 << 30)).returncode == 0
+    assert sim.device_state(GPU)['bar_sizes'][0] == 8 << 30
+    result = ctl(sim, 'resize-bar', GPU, '0', '3G')
+    assert result.returncode == 2, result
+    assert ctl(sim, 'rebind', GPU, '--default').returncode == 0
+    assert sim.device_state(GPU)['driver'] == 'amdgpu'
+    findings = json.loads(ctl(sim, 'diagnose', 'from-xml', '--json').stdout)
+    assert [f['code'] for f in findings] == ['devices-from-domain'], findings
+
+
+@case(config=CONFIG)
+def exit_codes_tell_what_went_wrong(sim):
+    assert ctl(sim, 'prepare', 'nope').returncode == 1
+    assert ctl(sim, 'frobnicate').returncode == 2
+    assert ctl(sim, 'prepare').returncode == 2
+    assert ctl(sim, '--bogus', 'status').returncode == 2
+    assert ctl(sim, '--help').returncode == 0
+    result = ctl(sim, 'status', address=NOBODY_LISTENS)
+    assert result.returncode == 4, result
+    sim.stop_daemon()
+    assert ctl(sim, 'status').returncode == 4
+
+
+@case(config=CONFIG)
+def hook_prepares_and_releases_quietly(sim):
+    before = sim.snapshot()
+    result = hook(sim, 'win11', 'prepare', 'begin', domain('win11'))
+    assert (result.returncode, result.stdout, result.stderr) == (0, '', ''), result
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci'
+    for phase in (('start', 'begin'), ('started', 'begin'), ('stopped', 'end')):
+        assert hook(sim, 'win11', *phase, domain('win11')).returncode == 0
+    result = hook(sim, 'win11', 'release', 'end', domain('win11'))
+    assert (result.returncode, result.stdout, result.stderr) == (0, '', ''), result
+    assert sim.snapshot() == before
+
+
+@case(config=CONFIG)
+def hook_takes_devices_from_the_domain_xml(sim):
+    assert hook(sim, 'from-xml', 'prepare', 'begin', domain('from-xml')).returncode == 0
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci' and sim.device_state(AUDIO)['driver'] == 'vfio-pci'
+    assert hook(sim, 'from-xml', 'release', 'end', domain('from-xml')).returncode == 0
+    assert sim.device_state(GPU)['driver'] == 'amdgpu'
+
+
+@case(config=CONFIG)
+def hook_lets_vms_without_a_profile_start(sim):
+    result = hook(sim, 'some-other-vm', 'prepare', 'begin', domain('some-other-vm'))
+    assert (result.returncode, result.stdout, result.stderr) == (0, '', ''), result
+    assert sim.kernel_state()['writes'] == []
+
+
+@case(machine='shared-group-usb', config={'vms': {'gaming': {'devices': ['0000:0c:00.0', '0000:0c:00.1']}}})
+def hook_vetoes_a_failing_prepare_with_one_line(sim):
+    result = hook(sim, 'gaming', 'prepare', 'begin', domain('gaming'))
+    assert result.returncode == 1 and result.stdout == '', result
+    assert len(result.stderr.splitlines()) == 1 and '0000:0d:00.0 on xhci_hcd' in result.stderr, result.stderr
+    # libvirt calls release after a vetoed start: it must succeed without steps.
+    assert hook(sim, 'gaming', 'release', 'end', domain('gaming')).returncode == 0
+    assert sim.kernel_state()['writes'] == []
+
+
+@case(config=CONFIG)
+def hook_without_the_daemon(sim):
+    result = hook(sim, 'win11', 'prepare', 'begin', domain('win11'), address=NOBODY_LISTENS)
+    assert result.returncode == 1 and 'cannot reach gpuswapd' in result.stderr, result
+    result = hook(sim, 'plain-vm', 'prepare', 'begin', DOMAIN.format(name='plain-vm', hostdevs=''),
+                  address=NOBODY_LISTENS)
+    assert (result.returncode, result.stderr) == (0, ''), result
+    assert hook(sim, 'win11', 'release', 'end', domain('win11'), address=NOBODY_LISTENS).returncode == 0
+    started = time.monotonic()
+    for phase in (('start', 'begin'), ('started', 'begin'), ('stopped', 'end'), ('migrate', 'begin')):
+        result = hook(sim, 'win11', *phase, domain('win11'), address=NOBODY_LISTENS)
+        assert (result.returncode, result.stdout, result.stderr) == (0, '', ''), (phase, result)
+    print(f'four other phases answered in {(time.monotonic() - started) * 1000:.0f} ms', flush=True)
+
+
+if __name__ == '__main__':
+    main()
