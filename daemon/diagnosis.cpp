@@ -4,6 +4,7 @@
 #include "iommu_group.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 namespace gpuswap {
@@ -17,12 +18,72 @@ const PciDevice* findDevice(const HostFacts& host, const PciAddress& address)
     return it == host.devices.end() ? nullptr : &*it;
 }
 
+std::string idText(uint16_t vendor, uint16_t device)
+{
+    char text[16];
+    std::snprintf(text, sizeof text, "%04x:%04x", vendor, device);
+    return text;
+}
+
+void checkResets(const HostFacts& host, std::vector<Finding>& findings)
+{
+    int major = 0;
+    int minor = 0;
+    std::sscanf(host.kernelRelease.c_str(), "%d.%d", &major, &minor);
+    const bool hasResetMethod = major > 5 || (major == 5 && minor >= 15);
+    for (const PciDevice& device : host.devices) {
+        if (!device.isDisplayController() || !needsVendorReset(device.vendorId, device.deviceId))
+            continue;
+        const std::string name = device.address.str() + " [" + idText(device.vendorId, device.deviceId) + "]";
+        if (!host.vendorResetLoaded) {
+            findings.push_back({Severity::Warning, "needs-vendor-reset",
+                                name + " is an AMD GPU whose reset is broken without the vendor-reset module: the VM "
+                                       "may not start a second time without a reboot. Install vendor-reset "
+                                       "(vendor-reset-dkms) and load it at boot."});
+            continue;
+        }
+        const auto method = host.resetMethods.find(device.address);
+        if (hasResetMethod && method != host.resetMethods.end() &&
+            method->second.find("device_specific") == std::string::npos)
+            findings.push_back({Severity::Warning, "reset-method-not-device-specific",
+                                name + " resets with \"" + method->second + "\", so vendor-reset is not used on kernel " +
+                                    host.kernelRelease + ": echo device_specific > /sys/bus/pci/devices/" +
+                                    device.address.str() + "/reset_method (a udev rule can do it at boot)."});
+    }
+}
+
 void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>& findings)
 {
-    if (!host.iommuGroupsPresent)
+    if (!host.iommuGroupsPresent) {
+        const bool onCommandLine = host.kernelCommandLine.find("intel_iommu=on") != std::string::npos ||
+                                   host.kernelCommandLine.find("amd_iommu=on") != std::string::npos;
         findings.push_back({Severity::Error, "iommu-off",
-                            "The kernel reports no IOMMU groups: turn on VT-d or AMD-Vi in the firmware setup "
-                            "and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel command line."});
+                            std::string("The kernel reports no IOMMU groups: turn on VT-d or AMD-Vi in the firmware setup") +
+                                (onCommandLine ? "." : " and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) "
+                                                       "on the kernel command line.")});
+    }
+    if (!host.hookInstalled)
+        findings.push_back({Severity::Warning, "hook-missing",
+                            host.hookLink + " is missing: libvirt starts VMs without handing the GPU over. "
+                                            "Install gpuswap's hook there and restart libvirtd."});
+    else if (!host.hookExecutable)
+        findings.push_back({Severity::Error, "hook-not-executable",
+                            host.hookLink + " is not executable, so libvirt skips it: chmod 755 it (or its target)."});
+    if (host.oldDispatcher)
+        findings.push_back({Severity::Warning, "old-hook-dispatcher",
+                            "/etc/libvirt/hooks/qemu exists: a hook script from an older passthrough setup may move the "
+                            "GPU itself and race gpuswapd. Remove it unless you know it leaves GPUs alone."});
+    for (const PciDevice& device : host.devices) {
+        const auto claimed = std::find(host.vfioIds.begin(), host.vfioIds.end(),
+                                       std::make_pair(device.vendorId, device.deviceId));
+        if (claimed != host.vfioIds.end())
+            findings.push_back({Severity::Warning, "vfio-ids-claim",
+                                device.address.str() + " [" + idText(device.vendorId, device.deviceId) +
+                                    "] is claimed by vfio-pci at boot (" + host.vfioIdsSource +
+                                    "): the desktop never gets it. Remove the ID there; gpuswapd hands the device "
+                                    "over when the VM starts."});
+    }
+    checkResets(host, findings);
     if (!host.vfioPciLoaded)
         findings.push_back({Severity::Info, "vfio-pci-not-loaded",
                             "The vfio-pci driver is not loaded yet; gpuswapd has systemd load it "
@@ -61,6 +122,15 @@ void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>&
 
 void checkVm(const VmProfile& vm, const HostFacts& host, std::vector<Finding>& findings)
 {
+    const auto scripts = host.vmHookScripts.find(vm.name);
+    if (scripts != host.vmHookScripts.end() && !scripts->second.empty()) {
+        std::string list;
+        for (const std::string& script : scripts->second)
+            list += (list.empty() ? "" : ", ") + script;
+        findings.push_back({Severity::Warning, "old-hook-scripts",
+                            "Hook scripts for " + vm.name + " from an older passthrough setup (" + list +
+                                ") would move the devices too and race gpuswapd: remove them."});
+    }
     if (vm.devices.empty()) {
         findings.push_back({Severity::Info, "devices-from-domain",
                             "Profile " + vm.name + " lists no devices: they are taken from the <hostdev> entries "
@@ -91,6 +161,23 @@ void checkVm(const VmProfile& vm, const HostFacts& host, std::vector<Finding>& f
 
 } // namespace
 
+bool needsVendorReset(uint16_t vendorId, uint16_t deviceId)
+{
+    if (vendorId != 0x1002)
+        return false;
+    static constexpr uint16_t kBrokenReset[] = {
+        // Polaris 10/11/12
+        0x67c0, 0x67c1, 0x67c2, 0x67c4, 0x67c7, 0x67ca, 0x67cc, 0x67cf, 0x67d0, 0x67df, 0x67e0, 0x67e3, 0x67e8,
+        0x67eb, 0x67ef, 0x67ff, 0x6fdf, 0x6980, 0x6981, 0x6985, 0x6986, 0x6987, 0x6995, 0x6997, 0x699f,
+        // Vega 10 and Vega 20
+        0x6860, 0x6861, 0x6862, 0x6863, 0x6864, 0x6867, 0x6868, 0x6869, 0x686a, 0x686b, 0x686c, 0x686d, 0x686e,
+        0x687f, 0x66a0, 0x66a1, 0x66a2, 0x66a3, 0x66a7, 0x66af,
+        // Navi 10, 12, 14
+        0x7310, 0x7312, 0x7318, 0x7319, 0x731a, 0x731b, 0x731e, 0x731f, 0x7360, 0x7362, 0x7340, 0x7341, 0x7347,
+        0x734f};
+    return std::find(std::begin(kBrokenReset), std::end(kBrokenReset), deviceId) != std::end(kBrokenReset);
+}
+
 std::string severityName(Severity severity)
 {
     switch (severity) {
@@ -99,17 +186,6 @@ std::string severityName(Severity severity)
     case Severity::Info: return "info";
     }
     return "info";
-}
-
-HostFacts gatherHostFacts(const Sysfs& sysfs)
-{
-    HostFacts host;
-    host.iommuGroupsPresent = sysfs.hasIommuGroups();
-    host.vfioPciLoaded = sysfs.hasDriver("vfio-pci");
-    for (const PciAddress& address : sysfs.listPciDevices())
-        if (auto device = sysfs.readDevice(address))
-            host.devices.push_back(std::move(*device));
-    return host;
 }
 
 std::vector<Finding> diagnose(const Config& config, const HostFacts& host, const VmProfile* vm)

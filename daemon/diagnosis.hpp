@@ -3,7 +3,10 @@
 #include "config.hpp"
 #include "pci_device.hpp"
 
+#include <filesystem>
+#include <map>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -20,14 +23,38 @@ struct Finding {
 
 std::string severityName(Severity severity);
 
+// Where the host facts outside sysfs are read; tests point them elsewhere.
+struct HostPaths {
+    std::filesystem::path kernelCommandLine = "/proc/cmdline";
+    std::filesystem::path libvirtHooks = "/etc/libvirt/hooks";
+    std::filesystem::path hookLink;  // the installed qemu.d entry of gpuswap-hook
+    std::vector<std::filesystem::path> modprobeDirs = {"/etc/modprobe.d", "/usr/lib/modprobe.d"};
+};
+
 // What Diagnose reads from the host, gathered before the pure checks run.
 struct HostFacts {
     bool iommuGroupsPresent = false;
     bool vfioPciLoaded = false;
-    std::vector<PciDevice> devices;
+    std::vector<PciDevice> devices{};
+    std::string kernelCommandLine{};
+    std::string kernelRelease{};           // uname -r
+    bool vendorResetLoaded = false;        // /sys/module/vendor_reset
+    std::map<PciAddress, std::string> resetMethods{};  // sysfs reset_method, where there is one
+    // vendor:device pairs that vfio-pci claims at boot (vfio-pci.ids= or modprobe.d options)
+    std::vector<std::pair<uint16_t, uint16_t>> vfioIds{};
+    std::string vfioIdsSource{};
+    std::string hookLink{};                // where the hook should be
+    bool hookInstalled = false;
+    bool hookExecutable = false;
+    bool oldDispatcher = false;            // /etc/libvirt/hooks/qemu (runs before qemu.d)
+    std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
 };
 
-HostFacts gatherHostFacts(const Sysfs& sysfs);
+HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths = {});
+
+// AMD GPUs whose reset is broken without the vendor-reset module (Polaris, Vega,
+// Navi 10/12/14): the VM cannot be restarted without a host reboot.
+bool needsVendorReset(uint16_t vendorId, uint16_t deviceId);
 
 // Host checks, plus the profile's when `vm` is given (it must exist in config).
 // Most severe first.

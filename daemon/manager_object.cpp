@@ -273,7 +273,9 @@ std::vector<sdbus::Struct<std::string, std::string, std::string>> ManagerObject:
             profile = &it->second;
         }
         std::vector<sdbus::Struct<std::string, std::string, std::string>> reply;
-        for (const Finding& finding : diagnose(config_, gatherHostFacts(sysfs_), profile))
+        HostPaths paths;
+        paths.hookLink = kLibvirtHookLink;
+        for (const Finding& finding : diagnose(config_, gatherHostFacts(sysfs_, paths), profile))
             reply.emplace_back(severityName(finding.severity), finding.code, finding.message);
         return reply;
     });

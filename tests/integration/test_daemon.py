@@ -38,10 +38,12 @@ def manager_properties(sim):
 def diagnose_names_what_blocks_a_profile(sim):
     manager = Manager(sim.bus)
     host = manager.call('Diagnose', 's', ('',))[0]
-    assert [code for _, code, _ in host] == [], host  # IOMMU on, vfio-pci loaded, a profile
+    # IOMMU on, vfio-pci loaded, a profile; no libvirt hook here, and an RX 580 needs vendor-reset
+    assert [code for _, code, _ in host] == ['hook-missing', 'needs-vendor-reset'], host
     findings = manager.call('Diagnose', 's', ('gaming',))[0]
     codes = [(severity, code) for severity, code, _ in findings]
-    assert codes == [('error', 'group-not-viable'), ('error', 'bar-not-resizable')], findings
+    assert codes == [('error', 'group-not-viable'), ('error', 'bar-not-resizable'), ('warning', 'hook-missing'),
+                     ('warning', 'needs-vendor-reset')], findings
     assert '0000:0d:00.0 on xhci_hcd' in findings[0][2], findings[0][2]
     assert 'NoSuchProfile' not in str(findings)
     message = expect_error('org.gpuswap1.Error.NoSuchProfile', manager.call, 'Diagnose', 's', ('nope',))
@@ -53,7 +55,16 @@ def diagnose_names_what_blocks_a_profile(sim):
 @case(machine='b550-vega64', config={})
 def diagnose_host_without_vfio_and_profiles(sim):
     findings = Manager(sim.bus).call('Diagnose', 's', ('',))[0]
-    assert [(s, c) for s, c, _ in findings] == [('warning', 'no-profiles'), ('info', 'vfio-pci-not-loaded')], findings
+    assert [(s, c) for s, c, _ in findings] == [('warning', 'hook-missing'), ('warning', 'needs-vendor-reset'),
+                                                ('warning', 'no-profiles'), ('info', 'vfio-pci-not-loaded')], findings
+    assert '0000:0b:00.0 [1002:687f]' in findings[1][2], findings[1][2]
+
+
+@case(config={'vms': {'win11': {}}}, kernel_cmdline='quiet intel_iommu=on vfio-pci.ids=1002:73bf,1002:ab28')
+def diagnose_finds_devices_claimed_by_vfio_ids(sim):
+    findings = Manager(sim.bus).call('Diagnose', 's', ('',))[0]
+    claimed = [message for _, code, message in findings if code == 'vfio-ids-claim']
+    assert len(claimed) == 2 and 'the kernel command line' in claimed[0], findings
 
 
 @case(daemon=False)

@@ -172,7 +172,8 @@ class Bus:
 
 
 class Simulation:
-    def __init__(self, machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock'):
+    def __init__(self, machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock',
+                 kernel_cmdline='BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet intel_iommu=on'):
         self.machine_file = machine if machine.endswith('.json') else os.path.join(MACHINES, machine + '.json')
         with open(self.machine_file) as f:
             self.machine = json.load(f)
@@ -181,6 +182,7 @@ class Simulation:
         self.units = DEFAULT_UNITS if units is None else units
         self.with_daemon = daemon
         self.polkit = polkit
+        self.kernel_cmdline = kernel_cmdline
         self.processes = []
         self.daemon = None
         self.notifications = []
@@ -200,6 +202,7 @@ class Simulation:
         os.makedirs(self.state_dir)
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=700', 'gpuswap-state', self.state_dir], check=True)
         try:
+            self._isolate_host_configuration()
             self._start_fake_kernel()
             self._check_testbed()
             self._start_bus()
@@ -240,6 +243,17 @@ class Simulation:
         process = subprocess.Popen(argv, stdout=kwargs.pop('stdout', log), stderr=log, **kwargs)
         self.processes.append(process)
         return process
+
+    def _isolate_host_configuration(self):
+        """Diagnose reads the kernel command line, modprobe.d and libvirt's hooks: the
+        simulated machine has its own, so no finding depends on the host."""
+        cmdline = os.path.join(self.work, 'cmdline')
+        with open(cmdline, 'w') as f:
+            f.write(self.kernel_cmdline + '\n')
+        subprocess.run(['mount', '--bind', cmdline, '/proc/cmdline'], check=True)
+        for directory in ('/etc/modprobe.d', '/usr/lib/modprobe.d', '/etc/libvirt'):
+            if os.path.isdir(directory):
+                subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'gpuswap-empty', directory], check=True)
 
     def _start_fake_kernel(self):
         argv = [PYTHON, os.path.join(HERE, 'fake_kernel.py'), '--machine', self.machine_file,
@@ -513,11 +527,10 @@ def variants(options):
 _cases = {}
 
 
-def case(machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock'):
-    """Marks a test case and the simulated machine it runs on."""
+def case(machine='z790-rx6800', **settings):
+    """Marks a test case and the simulated machine it runs on (Simulation's arguments)."""
     def register(function):
-        _cases[function.__name__] = (function, dict(machine=machine, config=config, latency=latency, units=units,
-                                                    daemon=daemon, polkit=polkit))
+        _cases[function.__name__] = (function, dict(machine=machine, **settings))
         return function
     return register
 

@@ -50,8 +50,8 @@ TEST(Diagnosis, HostWithoutIommuOrProfiles)
 {
     HostFacts host;
     const auto findings = diagnose(Config{}, host, nullptr);
-    EXPECT_EQ(codes(findings),
-              (std::vector<std::string>{"error:iommu-off", "warning:no-profiles", "info:vfio-pci-not-loaded"}));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:iommu-off", "warning:hook-missing", "warning:no-profiles",
+                                                         "info:vfio-pci-not-loaded"}));
     EXPECT_THAT(findings[0].message, HasSubstr("intel_iommu=on"));
 }
 
@@ -59,7 +59,8 @@ TEST(Diagnosis, HealthyHostHasNothingToSay)
 {
     Config config;
     config.vms.emplace("win11", VmProfile{.name = "win11"});
-    const HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .devices = {}};
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    host.hookInstalled = host.hookExecutable = true;
     EXPECT_TRUE(diagnose(config, host, nullptr).empty());
 }
 
@@ -76,9 +77,46 @@ TEST(Diagnosis, ProfileChecksFromSysfs)
     vm.bars[address("0000:03:00.0")] = {{0, uint64_t{32} << 30}, {2, uint64_t{8} << 20}};
     config.vms.emplace("win11", vm);
 
-    const auto findings = diagnose(config, gatherHostFacts(Sysfs(fake.root())), &config.vms.at("win11"));
+    // Nothing of this host may leak in: every path points into the fake tree.
+    const HostPaths paths{.kernelCommandLine = fake.root() / "cmdline", .libvirtHooks = fake.root() / "hooks",
+                          .hookLink = fake.root() / "hooks/qemu.d/gpuswap", .modprobeDirs = {}};
+    const auto findings = diagnose(config, gatherHostFacts(Sysfs(fake.root()), paths), &config.vms.at("win11"));
     EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:device-missing", "error:group-not-viable",
-                                                         "error:bar-size-unsupported", "error:bar-not-resizable"}));
+                                                         "error:bar-size-unsupported", "error:bar-not-resizable",
+                                                         "warning:hook-missing", "warning:needs-vendor-reset"}));
     EXPECT_THAT(findings[1].message, HasSubstr("0000:04:00.0 on xhci_hcd"));
     EXPECT_THAT(findings[2].message, HasSubstr("cannot be 32G; it supports 256M 512M 1G 2G 4G 8G 16G"));
+}
+
+TEST(Diagnosis, OldHooksVfioIdsAndResets)
+{
+    Config config;
+    config.vms.emplace("win10", VmProfile{.name = "win10", .devices = {address("0000:0b:00.0")}});
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    host.hookInstalled = true;  // but not executable
+    host.hookLink = "/etc/libvirt/hooks/qemu.d/gpuswap";
+    host.oldDispatcher = true;
+    host.vmHookScripts["win10"] = {"/etc/libvirt/hooks/qemu.d/win10/prepare/begin/start.sh"};
+    host.devices = {device("0000:0b:00.0", 0x030000, 14, "amdgpu")};
+    host.devices[0].vendorId = 0x1002;
+    host.devices[0].deviceId = 0x687f;  // Vega 64
+    host.vfioIds = {{0x1002, 0x687f}};
+    host.vfioIdsSource = "/etc/modprobe.d/vfio.conf";
+    host.kernelRelease = "6.1.0-28-amd64";
+    auto findings = diagnose(config, host, &config.vms.at("win10"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:hook-not-executable", "warning:old-hook-dispatcher",
+                                                         "warning:vfio-ids-claim", "warning:needs-vendor-reset",
+                                                         "warning:old-hook-scripts"}));
+    EXPECT_THAT(findings[2].message, HasSubstr("/etc/modprobe.d/vfio.conf"));
+    EXPECT_THAT(findings[4].message, HasSubstr("win10/prepare/begin/start.sh"));
+
+    host.vendorResetLoaded = true;
+    host.resetMethods[address("0000:0b:00.0")] = "flr bus";
+    findings = diagnose(config, host, nullptr);
+    EXPECT_THAT(codes(findings), ::testing::Contains("warning:reset-method-not-device-specific"));
+    host.resetMethods[address("0000:0b:00.0")] = "device_specific";
+    EXPECT_THAT(codes(diagnose(config, host, nullptr)),
+                ::testing::Not(::testing::Contains("warning:reset-method-not-device-specific")));
+    EXPECT_FALSE(needsVendorReset(0x1002, 0x73bf));  // Navi 21 resets fine
+    EXPECT_TRUE(needsVendorReset(0x1002, 0x731f));   // Navi 10 does not
 }

@@ -1,0 +1,118 @@
+#include "diagnosis.hpp"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace gpuswap {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFirstLine(const fs::path& path)
+{
+    std::string line;
+    std::getline(std::ifstream(path), line);
+    return line;
+}
+
+// "1002:73bf,1002:ab28" (entries may carry ":subvendor:subdevice")
+void parseIds(const std::string& list, std::vector<std::pair<uint16_t, uint16_t>>& ids)
+{
+    std::istringstream entries(list);
+    std::string entry;
+    while (std::getline(entries, entry, ',')) {
+        unsigned vendor = 0;
+        unsigned device = 0;
+        if (std::sscanf(entry.c_str(), "%x:%x", &vendor, &device) == 2)
+            ids.emplace_back(static_cast<uint16_t>(vendor), static_cast<uint16_t>(device));
+    }
+}
+
+// vfio-pci.ids= on the kernel command line, "options vfio-pci ids=" in modprobe.d.
+void gatherVfioIds(const HostPaths& paths, HostFacts& host)
+{
+    std::istringstream words(host.kernelCommandLine);
+    std::string word;
+    while (words >> word)
+        for (const char* key : {"vfio-pci.ids=", "vfio_pci.ids="})
+            if (word.starts_with(key)) {
+                parseIds(word.substr(std::string(key).size()), host.vfioIds);
+                host.vfioIdsSource = "the kernel command line";
+            }
+    for (const fs::path& directory : paths.modprobeDirs) {
+        std::error_code error;
+        for (const auto& file : fs::directory_iterator(directory, error)) {
+            if (file.path().extension() != ".conf")
+                continue;
+            std::ifstream conf(file.path());
+            std::string line;
+            while (std::getline(conf, line)) {
+                std::istringstream fields(line);
+                std::string keyword;
+                std::string module;
+                fields >> keyword >> module;
+                if (keyword != "options" || (module != "vfio-pci" && module != "vfio_pci"))
+                    continue;
+                std::string option;
+                while (fields >> option)
+                    if (option.starts_with("ids=")) {
+                        parseIds(option.substr(4), host.vfioIds);
+                        host.vfioIdsSource = file.path().string();
+                    }
+            }
+        }
+    }
+}
+
+void gatherLibvirtHooks(const HostPaths& paths, HostFacts& host)
+{
+    std::error_code error;
+    host.hookLink = paths.hookLink.string();
+    host.hookInstalled = !paths.hookLink.empty() && fs::exists(paths.hookLink, error);
+    host.hookExecutable = host.hookInstalled && ::access(paths.hookLink.c_str(), X_OK) == 0;
+    host.oldDispatcher = fs::exists(paths.libvirtHooks / "qemu", error);
+    // The layout of the hook helper scripts people used before: qemu.d/<vm>/<op>/<phase>/*.
+    for (const auto& entry : fs::directory_iterator(paths.libvirtHooks / "qemu.d", error)) {
+        if (!entry.is_directory(error))
+            continue;
+        std::vector<std::string> scripts;
+        for (const auto& file : fs::recursive_directory_iterator(entry.path(), error))
+            if (file.is_regular_file(error))
+                scripts.push_back(file.path().string());
+        std::sort(scripts.begin(), scripts.end());
+        host.vmHookScripts[entry.path().filename().string()] = std::move(scripts);
+    }
+}
+
+} // namespace
+
+HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
+{
+    HostFacts host;
+    host.iommuGroupsPresent = sysfs.hasIommuGroups();
+    host.vfioPciLoaded = sysfs.hasDriver("vfio-pci");
+    for (const PciAddress& address : sysfs.listPciDevices()) {
+        if (auto device = sysfs.readDevice(address)) {
+            const std::string method = readFirstLine(sysfs.devicePath(address) / "reset_method");
+            if (!method.empty())
+                host.resetMethods.emplace(address, method);
+            host.devices.push_back(std::move(*device));
+        }
+    }
+    host.kernelCommandLine = readFirstLine(paths.kernelCommandLine);
+    utsname system{};
+    if (uname(&system) == 0)
+        host.kernelRelease = system.release;
+    std::error_code error;
+    host.vendorResetLoaded = fs::exists(sysfs.root() / "module/vendor_reset", error);
+    gatherVfioIds(paths, host);
+    gatherLibvirtHooks(paths, host);
+    return host;
+}
+
+} // namespace gpuswap
