@@ -81,7 +81,7 @@ def rebind_resize_and_diagnose(sim):
     assert ctl(sim, 'rebind', GPU, '--default').returncode == 0
     assert sim.device_state(GPU)['driver'] == 'amdgpu'
     findings = json.loads(ctl(sim, 'diagnose', 'from-xml', '--json').stdout)
-    assert [f['code'] for f in findings] == ['devices-from-domain'], findings
+    assert [f['code'] for f in findings] == ['hook-missing', 'devices-from-domain'], findings
 
 
 @case(config=CONFIG)
