@@ -69,6 +69,11 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
     else if (!host.hookExecutable)
         findings.push_back({Severity::Error, "hook-not-executable",
                             host.hookLink + " is not executable, so libvirt skips it: chmod 755 it (or its target)."});
+    if (!host.libvirtStartedBeforeHook.empty())
+        findings.push_back({Severity::Warning, "libvirt-started-before-hook",
+                            host.libvirtStartedBeforeHook + " was started before " + host.hookLink +
+                                " was installed and finds hooks only when it starts: restart it (systemctl restart " +
+                                host.libvirtStartedBeforeHook + ") or send it SIGHUP."});
     if (host.oldDispatcher)
         findings.push_back({Severity::Warning, "old-hook-dispatcher",
                             "/etc/libvirt/hooks/qemu exists: a hook script from an older passthrough setup may move the "

@@ -29,6 +29,9 @@ struct HostPaths {
     std::filesystem::path libvirtHooks = "/etc/libvirt/hooks";
     std::filesystem::path hookLink;  // the installed qemu.d entry of gpuswap-hook
     std::vector<std::filesystem::path> modprobeDirs = {"/etc/modprobe.d", "/usr/lib/modprobe.d"};
+    // libvirt's daemons write their pid here: monolithic libvirtd, or modular virtqemud.
+    std::vector<std::filesystem::path> libvirtPidFiles = {"/run/libvirt/libvirtd.pid", "/run/libvirt/virtqemud.pid"};
+    std::filesystem::path proc = "/proc";
 };
 
 // What Diagnose reads from the host, gathered before the pure checks run.
@@ -47,6 +50,9 @@ struct HostFacts {
     bool hookInstalled = false;
     bool hookExecutable = false;
     bool oldDispatcher = false;            // /etc/libvirt/hooks/qemu (runs before qemu.d)
+    // A running libvirt daemon that started before the hook was installed: it finds hooks
+    // only at start (or SIGHUP), so it will not call this one.
+    std::string libvirtStartedBeforeHook{};  // the daemon's name, "" when not so
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
 };
 

@@ -1,10 +1,12 @@
 #include "diagnosis.hpp"
 
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace gpuswap {
@@ -89,6 +91,45 @@ void gatherLibvirtHooks(const HostPaths& paths, HostFacts& host)
     }
 }
 
+// When a process started, in seconds since the epoch: /proc/PID/stat field 22 counts
+// clock ticks since boot, /proc/stat's btime is the boot.
+std::optional<double> processStart(const fs::path& proc, pid_t pid)
+{
+    std::ifstream statFile(proc / std::to_string(pid) / "stat");
+    std::string stat;
+    std::getline(statFile, stat);
+    const auto afterName = stat.rfind(')');  // the command may hold spaces and parentheses
+    if (afterName == std::string::npos)
+        return std::nullopt;
+    std::istringstream fields(stat.substr(afterName + 2));
+    std::string field;
+    unsigned long long ticks = 0;
+    for (int index = 3; index <= 22 && fields >> field; ++index)
+        if (index == 22)
+            ticks = std::stoull(field);
+    std::ifstream systemStat(proc / "stat");
+    std::string line;
+    while (std::getline(systemStat, line))
+        if (line.starts_with("btime "))
+            return std::stod(line.substr(6)) + static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    return std::nullopt;
+}
+
+void checkLibvirtStart(const HostPaths& paths, HostFacts& host)
+{
+    struct stat hook {};
+    if (paths.hookLink.empty() || ::lstat(paths.hookLink.c_str(), &hook) != 0)
+        return;
+    for (const fs::path& pidFile : paths.libvirtPidFiles) {
+        const std::string pidText = readFirstLine(pidFile);
+        if (pidText.empty() || pidText.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        const auto started = processStart(paths.proc, static_cast<pid_t>(std::stol(pidText)));
+        if (started && *started < static_cast<double>(hook.st_mtim.tv_sec))
+            host.libvirtStartedBeforeHook = pidFile.stem().string();
+    }
+}
+
 } // namespace
 
 HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
@@ -112,6 +153,7 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
     host.vendorResetLoaded = fs::exists(sysfs.root() / "module/vendor_reset", error);
     gatherVfioIds(paths, host);
     gatherLibvirtHooks(paths, host);
+    checkLibvirtStart(paths, host);
     return host;
 }
 

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 using namespace gpuswap;
 using gpuswap::testing::FakeSysfs;
 using ::testing::HasSubstr;
@@ -96,6 +98,7 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
     host.hookInstalled = true;  // but not executable
     host.hookLink = "/etc/libvirt/hooks/qemu.d/gpuswap";
     host.oldDispatcher = true;
+    host.libvirtStartedBeforeHook = "libvirtd";
     host.vmHookScripts["win10"] = {"/etc/libvirt/hooks/qemu.d/win10/prepare/begin/start.sh"};
     host.devices = {device("0000:0b:00.0", 0x030000, 14, "amdgpu")};
     host.devices[0].vendorId = 0x1002;
@@ -104,11 +107,12 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
     host.vfioIdsSource = "/etc/modprobe.d/vfio.conf";
     host.kernelRelease = "6.1.0-28-amd64";
     auto findings = diagnose(config, host, &config.vms.at("win10"));
-    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:hook-not-executable", "warning:old-hook-dispatcher",
-                                                         "warning:vfio-ids-claim", "warning:needs-vendor-reset",
-                                                         "warning:old-hook-scripts"}));
-    EXPECT_THAT(findings[2].message, HasSubstr("/etc/modprobe.d/vfio.conf"));
-    EXPECT_THAT(findings[4].message, HasSubstr("win10/prepare/begin/start.sh"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:hook-not-executable", "warning:libvirt-started-before-hook",
+                                                         "warning:old-hook-dispatcher", "warning:vfio-ids-claim",
+                                                         "warning:needs-vendor-reset", "warning:old-hook-scripts"}));
+    EXPECT_THAT(findings[1].message, HasSubstr("systemctl restart libvirtd"));
+    EXPECT_THAT(findings[3].message, HasSubstr("/etc/modprobe.d/vfio.conf"));
+    EXPECT_THAT(findings[5].message, HasSubstr("win10/prepare/begin/start.sh"));
 
     host.vendorResetLoaded = true;
     host.resetMethods[address("0000:0b:00.0")] = "flr bus";
@@ -119,4 +123,25 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
                 ::testing::Not(::testing::Contains("warning:reset-method-not-device-specific")));
     EXPECT_FALSE(needsVendorReset(0x1002, 0x73bf));  // Navi 21 resets fine
     EXPECT_TRUE(needsVendorReset(0x1002, 0x731f));   // Navi 10 does not
+}
+
+TEST(Diagnosis, LibvirtStartedBeforeTheHookIsFound)
+{
+    FakeSysfs fake;
+    const auto root = fake.root();
+    std::filesystem::create_directories(root / "hooks/qemu.d");
+    std::filesystem::create_directories(root / "proc/4242");
+    std::filesystem::create_directories(root / "run");
+    std::ofstream(root / "hooks/qemu.d/gpuswap") << "#!/bin/sh\n";
+    // Booted at 1000 s, the daemon started 5 s later (500 ticks at 100 Hz): long before the hook's mtime.
+    std::ofstream(root / "proc/stat") << "cpu  1 2 3\nbtime 1000\n";
+    std::ofstream(root / "proc/4242/stat") << "4242 (libvirtd) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 "
+                                               "17 0 500 0 0\n";
+    std::ofstream(root / "run/libvirtd.pid") << "4242\n";
+    HostPaths paths{.kernelCommandLine = root / "cmdline", .libvirtHooks = root / "hooks",
+                    .hookLink = root / "hooks/qemu.d/gpuswap", .modprobeDirs = {},
+                    .libvirtPidFiles = {root / "run/libvirtd.pid", root / "run/virtqemud.pid"}, .proc = root / "proc"};
+    EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "libvirtd");
+    paths.libvirtPidFiles = {root / "run/virtqemud.pid"};
+    EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "");
 }
