@@ -173,7 +173,7 @@ class Bus:
 
 class Simulation:
     def __init__(self, machine='z790-rx6800', config=None, latency=False, units=None, daemon=True, polkit='mock',
-                 kernel_cmdline='BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet intel_iommu=on'):
+                 kernel_cmdline='BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet intel_iommu=on', default_bus_path=False):
         self.machine_file = machine if machine.endswith('.json') else os.path.join(MACHINES, machine + '.json')
         with open(self.machine_file) as f:
             self.machine = json.load(f)
@@ -183,6 +183,9 @@ class Simulation:
         self.with_daemon = daemon
         self.polkit = polkit
         self.kernel_cmdline = kernel_cmdline
+        # The bus at the system bus's default path, as clients without an address (the
+        # libvirt hook) find it: /run is then a tmpfs of the namespace.
+        self.default_bus_path = default_bus_path
         self.processes = []
         self.daemon = None
         self.notifications = []
@@ -277,7 +280,12 @@ class Simulation:
         config = os.path.join(self.work, 'bus.conf')
         with open(os.path.join(HERE, 'bus', 'system-bus.conf')) as source, open(config, 'w') as target:
             target.write(source.read().replace('@POLICY_DIR@', policy_dir))
-        self.bus_socket = os.path.join(self.work, 'system_bus_socket')
+        if self.default_bus_path:
+            subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=755', 'gpuswap-run', '/run'], check=True)
+            os.makedirs('/run/dbus')
+            self.bus_socket = '/run/dbus/system_bus_socket'
+        else:
+            self.bus_socket = os.path.join(self.work, 'system_bus_socket')
         self.bus_address = 'unix:path=' + self.bus_socket
         self._spawn(['dbus-daemon', '--config-file=' + config, '--address=' + self.bus_address, '--nofork'],
                     'dbus-daemon.log')
