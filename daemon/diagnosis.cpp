@@ -69,6 +69,13 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
     else if (!host.hookExecutable)
         findings.push_back({Severity::Error, "hook-not-executable",
                             host.hookLink + " is not executable, so libvirt skips it: chmod 755 it (or its target)."});
+    if (host.libvirtVersion && *host.libvirtVersion < std::make_tuple(6, 5, 0)) {
+        const auto& [major, minor, micro] = *host.libvirtVersion;
+        findings.push_back({Severity::Error, "libvirt-too-old",
+                            "libvirt " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(micro) +
+                                " does not run hooks from qemu.d/ (6.5 and later do): upgrade libvirt, or call "
+                                "gpuswap-hook from your /etc/libvirt/hooks/qemu."});
+    }
     if (!host.libvirtStartedBeforeHook.empty())
         findings.push_back({Severity::Warning, "libvirt-started-before-hook",
                             host.libvirtStartedBeforeHook + " was started before " + host.hookLink +

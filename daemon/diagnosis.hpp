@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct HostPaths {
     // libvirt's daemons write their pid here: monolithic libvirtd, or modular virtqemud.
     std::vector<std::filesystem::path> libvirtPidFiles = {"/run/libvirt/libvirtd.pid", "/run/libvirt/virtqemud.pid"};
     std::filesystem::path proc = "/proc";
+    // Where libvirt.so.0.<major*1000+minor>.<micro> tells the installed libvirt version.
+    std::vector<std::filesystem::path> libraryDirs = {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"};
 };
 
 // What Diagnose reads from the host, gathered before the pure checks run.
@@ -53,6 +56,7 @@ struct HostFacts {
     // A running libvirt daemon that started before the hook was installed: it finds hooks
     // only at start (or SIGHUP), so it will not call this one.
     std::string libvirtStartedBeforeHook{};  // the daemon's name, "" when not so
+    std::optional<std::tuple<int, int, int>> libvirtVersion{};  // nullopt: libvirt is not installed
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
 };
 

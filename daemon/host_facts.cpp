@@ -130,6 +130,21 @@ void checkLibvirtStart(const HostPaths& paths, HostFacts& host)
     }
 }
 
+void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
+{
+    std::error_code error;
+    for (const fs::path& directory : paths.libraryDirs)
+        for (const auto& file : fs::directory_iterator(directory, error)) {
+            unsigned combined = 0;
+            unsigned micro = 0;
+            if (std::sscanf(file.path().filename().c_str(), "libvirt.so.0.%u.%u", &combined, &micro) == 2) {
+                host.libvirtVersion = std::make_tuple(static_cast<int>(combined / 1000), static_cast<int>(combined % 1000),
+                                                      static_cast<int>(micro));
+                return;
+            }
+        }
+}
+
 } // namespace
 
 HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
@@ -154,6 +169,7 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
     gatherVfioIds(paths, host);
     gatherLibvirtHooks(paths, host);
     checkLibvirtStart(paths, host);
+    findLibvirtVersion(paths, host);
     return host;
 }
 

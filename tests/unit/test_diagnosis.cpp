@@ -99,6 +99,7 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
     host.hookLink = "/etc/libvirt/hooks/qemu.d/gpuswap";
     host.oldDispatcher = true;
     host.libvirtStartedBeforeHook = "libvirtd";
+    host.libvirtVersion = std::make_tuple(6, 0, 0);
     host.vmHookScripts["win10"] = {"/etc/libvirt/hooks/qemu.d/win10/prepare/begin/start.sh"};
     host.devices = {device("0000:0b:00.0", 0x030000, 14, "amdgpu")};
     host.devices[0].vendorId = 0x1002;
@@ -107,12 +108,14 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
     host.vfioIdsSource = "/etc/modprobe.d/vfio.conf";
     host.kernelRelease = "6.1.0-28-amd64";
     auto findings = diagnose(config, host, &config.vms.at("win10"));
-    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:hook-not-executable", "warning:libvirt-started-before-hook",
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:hook-not-executable", "error:libvirt-too-old",
+                                                         "warning:libvirt-started-before-hook",
                                                          "warning:old-hook-dispatcher", "warning:vfio-ids-claim",
                                                          "warning:needs-vendor-reset", "warning:old-hook-scripts"}));
-    EXPECT_THAT(findings[1].message, HasSubstr("systemctl restart libvirtd"));
-    EXPECT_THAT(findings[3].message, HasSubstr("/etc/modprobe.d/vfio.conf"));
-    EXPECT_THAT(findings[5].message, HasSubstr("win10/prepare/begin/start.sh"));
+    EXPECT_THAT(findings[1].message, HasSubstr("libvirt 6.0.0 does not run hooks from qemu.d/"));
+    EXPECT_THAT(findings[2].message, HasSubstr("systemctl restart libvirtd"));
+    EXPECT_THAT(findings[4].message, HasSubstr("/etc/modprobe.d/vfio.conf"));
+    EXPECT_THAT(findings[6].message, HasSubstr("win10/prepare/begin/start.sh"));
 
     host.vendorResetLoaded = true;
     host.resetMethods[address("0000:0b:00.0")] = "flr bus";
@@ -141,7 +144,11 @@ TEST(Diagnosis, LibvirtStartedBeforeTheHookIsFound)
     HostPaths paths{.kernelCommandLine = root / "cmdline", .libvirtHooks = root / "hooks",
                     .hookLink = root / "hooks/qemu.d/gpuswap", .modprobeDirs = {},
                     .libvirtPidFiles = {root / "run/libvirtd.pid", root / "run/virtqemud.pid"}, .proc = root / "proc"};
-    EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "libvirtd");
+    std::ofstream(root / "libvirt.so.0.9000.0") << "";
+    paths.libraryDirs = {root};
+    const HostFacts facts = gatherHostFacts(Sysfs(root), paths);
+    EXPECT_EQ(facts.libvirtStartedBeforeHook, "libvirtd");
+    EXPECT_EQ(facts.libvirtVersion, std::make_tuple(9, 0, 0));
     paths.libvirtPidFiles = {root / "run/virtqemud.pid"};
     EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "");
 }
