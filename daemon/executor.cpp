@@ -76,8 +76,13 @@ void Executor::clearStepState()
 
 void Executor::complete(std::optional<Failure> failure, const std::string& note)
 {
-    if (step_ != nullptr)
+    if (step_ != nullptr) {
         lines_.push_back(step_->description + note);
+        const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - stepStarted_);
+        log::debug(step_->description + (failure ? " failed" : " done") + " after " +
+                       std::to_string(static_cast<double>(took.count()) / 1000.0) + " ms",
+                   {{"STEP_USEC", std::to_string(took.count())}});
+    }
     clearStepState();
     pendingFailure_ = std::move(failure);
     // Resume from a fresh iteration of the loop: a step may end inside the callback of
@@ -108,6 +113,7 @@ void Executor::startNext()
     const size_t index = next_++;
     beforeStep_(index, steps_[index]);
     step_ = &steps_[index];
+    stepStarted_ = std::chrono::steady_clock::now();
     log::info(step_->description, {{"STEP", std::to_string(index + 1)}});
     try {
         startStep(*step_);

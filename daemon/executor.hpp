@@ -9,6 +9,7 @@
 #include "udev_watch.hpp"
 #include "unit_control.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -76,6 +77,7 @@ private:
 
     // The running step.
     const Step* step_ = nullptr;
+    std::chrono::steady_clock::time_point stepStarted_{};
     uint64_t serial_ = 0;  // callbacks of an ended step carry an older serial and are ignored
     sd_event_source* deadline_ = nullptr;
     sd_event_source* resume_ = nullptr;
