@@ -123,7 +123,7 @@ public:
         units_ = std::make_unique<UnitControl>(*connection_);
         handOver_ = std::make_unique<HandOver>(event_, sysfs_, *writer_, *units_, Journal(options_.stateDir), config_,
                                                *manager_, [this] { reloadConfig(); });
-        manager_->attach(*handOver_);
+        manager_->attach(*handOver_, *units_);
 
         // Objects first, then the name: whoever sees the name finds them in place.
         connection_->requestName(kBusName);

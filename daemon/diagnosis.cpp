@@ -132,8 +132,13 @@ void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>&
     }
 }
 
-void checkVm(const VmProfile& vm, const HostFacts& host, std::vector<Finding>& findings)
+void checkVm(const Config& config, const VmProfile& vm, const HostFacts& host, std::vector<Finding>& findings)
 {
+    if (host.displayManagerKnown == false)
+        findings.push_back({Severity::Error, "display-manager-missing",
+                            "systemd has no unit " + config.displayManagerUnit + ": set \"display_manager\" to your "
+                            "display manager's unit (gdm.service, sddm.service, lightdm.service), or the profile's "
+                            "\"display_manager\" to \"keep\"."});
     const auto scripts = host.vmHookScripts.find(vm.name);
     if (scripts != host.vmHookScripts.end() && !scripts->second.empty()) {
         std::string list;
@@ -205,7 +210,7 @@ std::vector<Finding> diagnose(const Config& config, const HostFacts& host, const
     std::vector<Finding> findings;
     checkHost(config, host, findings);
     if (vm != nullptr)
-        checkVm(*vm, host, findings);
+        checkVm(config, *vm, host, findings);
     std::stable_sort(findings.begin(), findings.end(),
                      [](const Finding& a, const Finding& b) { return a.severity < b.severity; });
     return findings;

@@ -57,6 +57,8 @@ struct HostFacts {
     // only at start (or SIGHUP), so it will not call this one.
     std::string libvirtStartedBeforeHook{};  // the daemon's name, "" when not so
     std::optional<std::tuple<int, int, int>> libvirtVersion{};  // nullopt: libvirt is not installed
+    // Whether systemd knows the profile's display manager (asked only for a profile that restarts it).
+    std::optional<bool> displayManagerKnown{};
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
 };
 

@@ -261,9 +261,10 @@ void ManagerObject::Reload(sdbus::Result<>&& result)
     });
 }
 
-std::vector<sdbus::Struct<std::string, std::string, std::string>> ManagerObject::Diagnose(const std::string& vm)
+void ManagerObject::Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string>>>&& result,
+                             std::string vm)
 {
-    return guarded("Diagnose", [&] {
+    guarded("Diagnose", [&] {
         const VmProfile* profile = nullptr;
         if (!vm.empty()) {
             checkVmName(vm);
@@ -272,12 +273,32 @@ std::vector<sdbus::Struct<std::string, std::string, std::string>> ManagerObject:
                 throw Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration");
             profile = &it->second;
         }
-        std::vector<sdbus::Struct<std::string, std::string, std::string>> reply;
         HostPaths paths;
         paths.hookLink = kLibvirtHookLink;
-        for (const Finding& finding : diagnose(config_, gatherHostFacts(sysfs_, paths), profile))
-            reply.emplace_back(severityName(finding.severity), finding.code, finding.message);
-        return reply;
+        auto host = std::make_shared<HostFacts>(gatherHostFacts(sysfs_, paths));
+        auto reply = std::make_shared<sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string>>>>(
+            std::move(result));
+        // Copies: the configuration may be reloaded before systemd answers.
+        auto answer = [reply, host, config = config_, vm] {
+            const VmProfile* profile = vm.empty() ? nullptr : &config.vms.at(vm);
+            std::vector<sdbus::Struct<std::string, std::string, std::string>> findings;
+            for (const Finding& finding : diagnose(config, *host, profile))
+                findings.emplace_back(severityName(finding.severity), finding.code, finding.message);
+            reply->returnResults(findings);
+        };
+        if (profile == nullptr || profile->displayManager != DisplayManagerPolicy::Restart) {
+            answer();
+            return;
+        }
+        units_->activeState(config_.displayManagerUnit, [host, answer](const std::optional<std::string>& error,
+                                                                      const std::string&) {
+            // Only a definite "no such unit" is a finding; systemd not answering is not.
+            if (!error)
+                host->displayManagerKnown = true;
+            else if (error->starts_with(UnitControl::kNoSuchUnit))
+                host->displayManagerKnown = false;
+            answer();
+        });
     });
 }
 

@@ -31,9 +31,10 @@ public:
     ManagerObject(const ManagerObject&) = delete;
     ManagerObject& operator=(const ManagerObject&) = delete;
 
-    void attach(HandOver& handOver)
+    void attach(HandOver& handOver, UnitControl& units)
     {
         handOver_ = &handOver;
+        units_ = &units;
         preparedVms_ = handOver.preparedVms();
     }
     void configReloaded();
@@ -54,7 +55,8 @@ private:
     void ResizeBar(sdbus::Result<uint64_t>&& result, std::string address, uint32_t bar, uint64_t size,
                    std::map<std::string, sdbus::Variant> options) override;
     void Reload(sdbus::Result<>&& result) override;
-    std::vector<sdbus::Struct<std::string, std::string, std::string>> Diagnose(const std::string& vm) override;
+    void Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string>>>&& result,
+                  std::string vm) override;
     std::string Version() override;
     std::vector<std::string> Profiles() override;
     std::vector<std::string> PreparedVMs() override;
@@ -72,6 +74,7 @@ private:
     const Config& config_;
     Authorizer& authorizer_;
     HandOver* handOver_ = nullptr;
+    UnitControl* units_ = nullptr;
     std::vector<std::string> profiles_;
     std::vector<std::string> preparedVms_;
     std::string operation_;

@@ -91,7 +91,7 @@ void UnitControl::activeState(const std::string& unit, const StateDone& done)
             if (error != nullptr)
                 done("cannot read the state of " + unit + ": " + error->getMessage(), {});
             else if (rows.empty() || std::get<2>(rows.front()) == "not-found")
-                done("systemd has no unit " + unit, {});
+                done(kNoSuchUnit + unit, {});
             else
                 done(std::nullopt, std::get<3>(rows.front()));
         });

@@ -19,6 +19,9 @@ public:
     using Done = std::function<void(std::optional<std::string> error)>;
     using StateDone = std::function<void(std::optional<std::string> error, std::string state)>;
 
+    // How an error of activeState() begins when systemd has no such unit.
+    static constexpr const char* kNoSuchUnit = "systemd has no unit ";
+
     explicit UnitControl(sdbus::IConnection& connection);
 
     // StartUnit/StopUnit, then JobRemoved for that job (matched by its object path:

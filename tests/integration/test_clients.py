@@ -98,6 +98,22 @@ def exit_codes_tell_what_went_wrong(sim):
 
 
 @case(config=CONFIG)
+def monitor_follows_the_operations(sim):
+    env = {'PATH': os.environ['PATH'], 'DBUS_SYSTEM_BUS_ADDRESS': sim.bus_address}
+    monitor = subprocess.Popen([CTL, 'monitor'], env=env, stdout=subprocess.PIPE, text=True)
+    sim.processes.append(monitor)
+    time.sleep(0.5)  # its match rules in place
+    assert ctl(sim, 'prepare', 'win11').returncode == 0
+    assert ctl(sim, 'prepare', 'nope').returncode == 1
+    lines = []
+    while not any('finished' in line for line in lines):
+        lines.append(monitor.stdout.readline().strip())
+    monitor.terminate()
+    assert lines[0] == 'prepare:win11 [1/14] stop display-manager.service', lines
+    assert lines[-1] == 'prepare:win11 finished', lines
+
+
+@case(config=CONFIG)
 def hook_prepares_and_releases_quietly(sim):
     before = sim.snapshot()
     result = hook(sim, 'win11', 'prepare', 'begin', domain('win11'))

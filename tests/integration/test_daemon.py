@@ -60,6 +60,17 @@ def diagnose_host_without_vfio_and_profiles(sim):
     assert '0000:0b:00.0 [1002:687f]' in findings[1][2], findings[1][2]
 
 
+@case(config={'display_manager': 'nodm.service', 'vms': {'restarts': {'devices': ['0000:03:00.0', '0000:03:00.1']},
+                                                        'keeps': {'devices': ['0000:03:00.0', '0000:03:00.1'],
+                                                                  'display_manager': 'keep'}}})
+def diagnose_finds_a_display_manager_systemd_does_not_know(sim):
+    manager = Manager(sim.bus)
+    findings = manager.call('Diagnose', 's', ('restarts',))[0]
+    missing = [message for _, code, message in findings if code == 'display-manager-missing']
+    assert len(missing) == 1 and 'nodm.service' in missing[0], findings
+    assert not [code for _, code, _ in manager.call('Diagnose', 's', ('keeps',))[0] if code == 'display-manager-missing']
+
+
 @case(config={'vms': {'win11': {}}}, kernel_cmdline='quiet intel_iommu=on vfio-pci.ids=1002:73bf,1002:ab28')
 def diagnose_finds_devices_claimed_by_vfio_ids(sim):
     findings = Manager(sim.bus).call('Diagnose', 's', ('',))[0]

@@ -152,3 +152,19 @@ TEST(Diagnosis, LibvirtStartedBeforeTheHookIsFound)
     paths.libvirtPidFiles = {root / "run/virtqemud.pid"};
     EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "");
 }
+
+TEST(Diagnosis, DisplayManagerSystemdDoesNotKnow)
+{
+    Config config;
+    config.displayManagerUnit = "nodm.service";
+    config.vms.emplace("win11", VmProfile{.name = "win11", .devices = {address("0000:03:00.0")}});
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    host.hookInstalled = host.hookExecutable = true;
+    host.devices = {device("0000:03:00.0", 0x030000, 14, "amdgpu")};
+    host.displayManagerKnown = false;
+    const auto findings = diagnose(config, host, &config.vms.at("win11"));
+    ASSERT_EQ(codes(findings), (std::vector<std::string>{"error:display-manager-missing"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("nodm.service"));
+    host.displayManagerKnown = true;
+    EXPECT_TRUE(diagnose(config, host, &config.vms.at("win11")).empty());
+}
