@@ -96,7 +96,11 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
                                     "over when the VM starts."});
     }
     checkResets(host, findings);
-    if (!host.vfioPciLoaded)
+    if (host.vfioPciAvailable == false)
+        findings.push_back({Severity::Error, "vfio-pci-missing",
+                            "The running kernel " + host.kernelRelease + " has no vfio-pci module: install a kernel "
+                            "with VFIO (CONFIG_VFIO_PCI), as Debian's and Fedora's are."});
+    else if (!host.vfioPciLoaded)
         findings.push_back({Severity::Info, "vfio-pci-not-loaded",
                             "The vfio-pci driver is not loaded yet; gpuswapd has systemd load it "
                             "(modprobe@vfio_pci.service) when a VM is prepared."});

@@ -33,6 +33,7 @@ struct HostPaths {
     // libvirt's daemons write their pid here: monolithic libvirtd, or modular virtqemud.
     std::vector<std::filesystem::path> libvirtPidFiles = {"/run/libvirt/libvirtd.pid", "/run/libvirt/virtqemud.pid"};
     std::filesystem::path proc = "/proc";
+    std::filesystem::path modules = "/lib/modules";
     // Where libvirt.so.0.<major*1000+minor>.<micro> tells the installed libvirt version.
     std::vector<std::filesystem::path> libraryDirs = {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"};
 };
@@ -41,6 +42,9 @@ struct HostPaths {
 struct HostFacts {
     bool iommuGroupsPresent = false;
     bool vfioPciLoaded = false;
+    // Loaded, built in, or a module of the running kernel; nullopt when the kernel's module
+    // index is not there to tell (a container, say).
+    std::optional<bool> vfioPciAvailable{};
     std::vector<PciDevice> devices{};
     std::string kernelCommandLine{};
     std::string kernelRelease{};           // uname -r

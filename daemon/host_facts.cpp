@@ -130,6 +130,23 @@ void checkLibvirtStart(const HostPaths& paths, HostFacts& host)
     }
 }
 
+// vfio-pci as a module of the running kernel, or built into it; nullopt without an index.
+std::optional<bool> vfioPciInKernel(const fs::path& modules, const std::string& release)
+{
+    std::optional<bool> found;
+    for (const char* index : {"modules.dep", "modules.builtin"}) {
+        std::ifstream file(modules / release / index);
+        if (!file)
+            continue;
+        found = false;
+        std::string line;
+        while (std::getline(file, line))
+            if (line.find("/vfio-pci.ko") != std::string::npos)
+                return true;
+    }
+    return found;
+}
+
 void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
 {
     std::error_code error;
@@ -164,6 +181,7 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
     utsname system{};
     if (uname(&system) == 0)
         host.kernelRelease = system.release;
+    host.vfioPciAvailable = host.vfioPciLoaded ? std::optional<bool>(true) : vfioPciInKernel(paths.modules, host.kernelRelease);
     std::error_code error;
     host.vendorResetLoaded = fs::exists(sysfs.root() / "module/vendor_reset", error);
     gatherVfioIds(paths, host);

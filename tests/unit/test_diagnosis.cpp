@@ -51,9 +51,13 @@ TEST(IommuGroup, HostDriversOutsideTheListBlockTheGroup)
 TEST(Diagnosis, HostWithoutIommuOrProfiles)
 {
     HostFacts host;
+    host.kernelRelease = "6.1.0-28-amd64";
+    host.vfioPciAvailable = false;
     const auto findings = diagnose(Config{}, host, nullptr);
-    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:iommu-off", "warning:hook-missing", "warning:no-profiles",
-                                                         "info:vfio-pci-not-loaded"}));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:iommu-off", "error:vfio-pci-missing",
+                                                         "warning:hook-missing", "warning:no-profiles"}));
+    host.vfioPciAvailable = true;
+    EXPECT_EQ(codes(diagnose(Config{}, host, nullptr)).back(), "info:vfio-pci-not-loaded");
     EXPECT_THAT(findings[0].message, HasSubstr("intel_iommu=on"));
 }
 
@@ -61,7 +65,7 @@ TEST(Diagnosis, HealthyHostHasNothingToSay)
 {
     Config config;
     config.vms.emplace("win11", VmProfile{.name = "win11"});
-    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
     host.hookInstalled = host.hookExecutable = true;
     EXPECT_TRUE(diagnose(config, host, nullptr).empty());
 }
@@ -73,7 +77,7 @@ TEST(Diagnosis, ProfileChecksFromSysfs)
               .bars = {{0, uint64_t{256} << 20, 0x7f00}, {2, uint64_t{2} << 20, 0}}});
     fake.add({.address = "0000:03:00.1", .classCode = 0x040300, .driver = "snd_hda_intel", .iommuGroup = 14});
     fake.add({.address = "0000:04:00.0", .classCode = 0x0c0330, .driver = "xhci_hcd", .iommuGroup = 14});
-    fake.addDriver("vfio-pci");
+    fake.addDriver("vfio-pci");  // loaded
     Config config;
     VmProfile vm{.name = "win11", .devices = {address("0000:03:00.0"), address("0000:03:00.1"), address("0000:09:00.0")}};
     vm.bars[address("0000:03:00.0")] = {{0, uint64_t{32} << 30}, {2, uint64_t{8} << 20}};
@@ -94,7 +98,7 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
 {
     Config config;
     config.vms.emplace("win10", VmProfile{.name = "win10", .devices = {address("0000:0b:00.0")}});
-    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
     host.hookInstalled = true;  // but not executable
     host.hookLink = "/etc/libvirt/hooks/qemu.d/gpuswap";
     host.oldDispatcher = true;
@@ -143,12 +147,19 @@ TEST(Diagnosis, LibvirtStartedBeforeTheHookIsFound)
     std::ofstream(root / "run/libvirtd.pid") << "4242\n";
     HostPaths paths{.kernelCommandLine = root / "cmdline", .libvirtHooks = root / "hooks",
                     .hookLink = root / "hooks/qemu.d/gpuswap", .modprobeDirs = {},
-                    .libvirtPidFiles = {root / "run/libvirtd.pid", root / "run/virtqemud.pid"}, .proc = root / "proc"};
+                    .libvirtPidFiles = {root / "run/libvirtd.pid", root / "run/virtqemud.pid"}, .proc = root / "proc",
+                    .modules = root / "no-modules"};
     std::ofstream(root / "libvirt.so.0.9000.0") << "";
     paths.libraryDirs = {root};
     const HostFacts facts = gatherHostFacts(Sysfs(root), paths);
     EXPECT_EQ(facts.libvirtStartedBeforeHook, "libvirtd");
     EXPECT_EQ(facts.libvirtVersion, std::make_tuple(9, 0, 0));
+    EXPECT_FALSE(facts.vfioPciAvailable.has_value()) << "no module index: cannot tell";
+    paths.modules = root / "modules";
+    std::filesystem::create_directories(paths.modules / facts.kernelRelease);
+    std::ofstream(paths.modules / facts.kernelRelease / "modules.dep")
+        << "kernel/drivers/vfio/pci/vfio-pci.ko: kernel/drivers/vfio/pci/vfio-pci-core.ko\n";
+    EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).vfioPciAvailable, true);
     paths.libvirtPidFiles = {root / "run/virtqemud.pid"};
     EXPECT_EQ(gatherHostFacts(Sysfs(root), paths).libvirtStartedBeforeHook, "");
 }
@@ -158,7 +169,7 @@ TEST(Diagnosis, DisplayManagerSystemdDoesNotKnow)
     Config config;
     config.displayManagerUnit = "nodm.service";
     config.vms.emplace("win11", VmProfile{.name = "win11", .devices = {address("0000:03:00.0")}});
-    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true};
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
     host.hookInstalled = host.hookExecutable = true;
     host.devices = {device("0000:03:00.0", 0x030000, 14, "amdgpu")};
     host.displayManagerKnown = false;
