@@ -27,19 +27,6 @@ Failure kernelRefused(const fs::path& path, int error)
 
 std::string millis(std::chrono::milliseconds timeout) { return std::to_string(timeout.count()) + " ms"; }
 
-// Device numbers of a device's DRM nodes and (noted only) its sound nodes.
-void collectNodes(const fs::path& device, std::map<dev_t, std::string>& drm, std::map<dev_t, std::string>& sound)
-{
-    std::error_code error;
-    for (const auto& node : fs::directory_iterator(device / "drm", error))
-        if (const dev_t number = readDeviceNumber(node.path() / "dev"))
-            drm[number] = "/dev/dri/" + node.path().filename().string();
-    for (const auto& card : fs::directory_iterator(device / "sound", error))
-        for (const auto& node : fs::directory_iterator(card.path(), error))
-            if (const dev_t number = readDeviceNumber(node.path() / "dev"))
-                sound[number] = "/dev/snd/" + node.path().filename().string();
-}
-
 } // namespace
 
 Executor::Executor(Context context) : context_(context) {}
@@ -170,8 +157,11 @@ void Executor::startStep(const Step& step)
     case StepKind::WaitDrmHolders: {
         std::map<dev_t, std::string> drm;
         std::map<dev_t, std::string> sound;
-        for (const PciAddress& address : step.devices)
-            collectNodes(context_.sysfs.devicePath(address), drm, sound);
+        for (const PciAddress& address : step.devices) {
+            DeviceNodes nodes = deviceNodes(context_.sysfs.devicePath(address));
+            drm.merge(nodes.drm);
+            sound.merge(nodes.sound);
+        }
         const auto soundHolders = findHolders(sound);
         const std::string soundNote =
             soundHolders.empty() ? std::string() : "; sound nodes stay open across the unbind: " + describeHolders(soundHolders);

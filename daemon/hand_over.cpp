@@ -172,15 +172,9 @@ void HandOver::rebind(const PciAddress& address, const std::string& driver, cons
                 Draft draft;
                 draft.outcome.previousDriver = device.driver;
                 if (!force) {
-                    std::map<dev_t, std::string> nodes;
-                    std::error_code error;
-                    for (const char* kind : {"drm", "sound"})
-                        for (const auto& node : std::filesystem::recursive_directory_iterator(
-                                 sysfs_.devicePath(address) / kind, error))
-                            if (node.path().filename() == "dev")
-                                if (const dev_t number = readDeviceNumber(node.path()))
-                                    nodes[number] = node.path().parent_path().filename().string();
-                    const auto holders = findHolders(nodes);
+                    DeviceNodes nodes = deviceNodes(sysfs_.devicePath(address));
+                    nodes.drm.merge(nodes.sound);
+                    const auto holders = findHolders(nodes.drm);
                     if (!holders.empty())
                         throw Failure(ErrorCode::DeviceBusy, address.str() + " is in use: " + describeHolders(holders) +
                                                                  "; close these programs or pass force");

@@ -68,6 +68,20 @@ dev_t readDeviceNumber(const fs::path& devAttribute)
     return makedev(major, minor);
 }
 
+DeviceNodes deviceNodes(const fs::path& device)
+{
+    DeviceNodes nodes;
+    std::error_code error;
+    for (const auto& node : fs::directory_iterator(device / "drm", error))
+        if (const dev_t number = readDeviceNumber(node.path() / "dev"))
+            nodes.drm[number] = "/dev/dri/" + node.path().filename().string();
+    for (const auto& card : fs::directory_iterator(device / "sound", error))
+        for (const auto& node : fs::directory_iterator(card.path(), error))
+            if (const dev_t number = readDeviceNumber(node.path() / "dev"))
+                nodes.sound[number] = "/dev/snd/" + node.path().filename().string();
+    return nodes;
+}
+
 HolderWait::HolderWait(sd_event* event, std::map<dev_t, std::string> nodes, Done done)
     : event_(event), nodes_(std::move(nodes)), done_(std::move(done))
 {

@@ -30,6 +30,14 @@ std::string describeHolders(const std::vector<Holder>& holders);
 // The device number in a sysfs "dev" attribute ("226:1"); 0 when unreadable.
 dev_t readDeviceNumber(const std::filesystem::path& devAttribute);
 
+// A PCI function's device nodes by number: its DRM nodes (/dev/dri/...) and its sound
+// nodes (/dev/snd/...), from the sysfs directory of the function.
+struct DeviceNodes {
+    std::map<dev_t, std::string> drm;
+    std::map<dev_t, std::string> sound;
+};
+DeviceNodes deviceNodes(const std::filesystem::path& device);
+
 // Waits, on the event loop, until none of the nodes is held: each holder's exit is an
 // event (pidfd); after every exit the holders are looked up again, as new ones may come.
 class HolderWait {
