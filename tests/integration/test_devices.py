@@ -38,16 +38,17 @@ def tree_lists_each_tracked_device(sim):
 def rebind_to_vfio_shows_in_properties(sim):
     changes = sim.bus.subscribe('org.gpuswap1', 'org.freedesktop.DBus.Properties', 'PropertiesChanged',
                                 path_of(RX6800))
-    sim.sysfs_write(f'bus/pci/devices/{RX6800}/driver_override', 'vfio-pci')
-    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', RX6800)
-    sim.sysfs_write('bus/pci/drivers_probe', RX6800)
     manager = Manager(sim.bus)
 
     def driver_signalled(value):
         return any(args[0] == 'org.gpuswap1.Device' and args[1].get('Driver') == value for _, _, args in changes)
 
+    sim.sysfs_write(f'bus/pci/devices/{RX6800}/driver_override', 'vfio-pci')
+    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', RX6800)
+    # Properties show sysfs as it is when udev reports: wait for the unbind before the probe.
+    assert sim.bus.wait_until(lambda: driver_signalled('')), changes
+    sim.sysfs_write('bus/pci/drivers_probe', RX6800)
     assert sim.bus.wait_until(lambda: driver_signalled('vfio-pci')), changes
-    assert driver_signalled(''), 'the unbind should show as Driver "" first'
     assert manager.device(RX6800, 'Driver') == 'vfio-pci'
     assert manager.device(RX6800, 'DriverOverride') == 'vfio-pci'
     assert manager.device(RX6800, 'DrmNodes') == []
