@@ -28,10 +28,7 @@ void DeviceRegistry::setProfileDevices(std::set<PciAddress> addresses)
 
 void DeviceRegistry::rescan()
 {
-    std::vector<PciDevice> present;
-    for (const PciAddress& address : sysfs_.listPciDevices())
-        if (auto device = sysfs_.readDevice(address))
-            present.push_back(std::move(*device));
+    const std::vector<PciDevice> present = sysfs_.readAllDevices();
     const std::set<PciAddress> tracked = selectTrackedDevices(present, profileDevices_);
 
     for (auto it = devices_.begin(); it != devices_.end();) {

@@ -319,10 +319,7 @@ void Executor::startHolderStep(std::map<dev_t, std::string> nodes, HolderPolicy 
 
 void Executor::checkViable(const Step& step)
 {
-    std::vector<PciDevice> present;
-    for (const PciAddress& address : context_.sysfs.listPciDevices())
-        if (auto device = context_.sysfs.readDevice(address))
-            present.push_back(std::move(*device));
+    const std::vector<PciDevice> present = context_.sysfs.readAllDevices();
     const std::set<PciAddress> handedOver(step.devices.begin(), step.devices.end());
     std::string offenders;
     for (const PciDevice& blocker : viabilityBlockers(present, handedOver))

@@ -49,9 +49,8 @@ void HandOver::save() { journal_.save(state_); }
 HandOver::Machine HandOver::readMachine() const
 {
     Machine machine;
-    for (const PciAddress& address : sysfs_.listPciDevices())
-        if (auto device = sysfs_.readDevice(address))
-            machine.devices.emplace(address, std::move(*device));
+    for (PciDevice& device : sysfs_.readAllDevices())
+        machine.devices.emplace(device.address, std::move(device));
     machine.vfioLoaded = sysfs_.hasDriver(kVfio);
     return machine;
 }

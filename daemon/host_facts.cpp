@@ -169,13 +169,11 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
     HostFacts host;
     host.iommuGroupsPresent = sysfs.hasIommuGroups();
     host.vfioPciLoaded = sysfs.hasDriver("vfio-pci");
-    for (const PciAddress& address : sysfs.listPciDevices()) {
-        if (auto device = sysfs.readDevice(address)) {
-            const std::string method = readFirstLine(sysfs.devicePath(address) / "reset_method");
-            if (!method.empty())
-                host.resetMethods.emplace(address, method);
-            host.devices.push_back(std::move(*device));
-        }
+    host.devices = sysfs.readAllDevices();
+    for (const PciDevice& device : host.devices) {
+        const std::string method = readFirstLine(sysfs.devicePath(device.address) / "reset_method");
+        if (!method.empty())
+            host.resetMethods.emplace(device.address, method);
     }
     host.kernelCommandLine = readFirstLine(paths.kernelCommandLine);
     utsname system{};

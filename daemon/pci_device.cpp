@@ -119,6 +119,15 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     return device;
 }
 
+std::vector<PciDevice> Sysfs::readAllDevices() const
+{
+    std::vector<PciDevice> devices;
+    for (const PciAddress& address : listPciDevices())
+        if (auto device = readDevice(address))
+            devices.push_back(std::move(*device));
+    return devices;
+}
+
 bool Sysfs::hasDriver(const std::string& driver) const
 {
     std::error_code error;

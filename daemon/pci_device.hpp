@@ -50,6 +50,8 @@ public:
     std::vector<PciAddress> listPciDevices() const;
     // nullopt when the device is gone (removed between listing and reading).
     std::optional<PciDevice> readDevice(const PciAddress& address) const;
+    // Every present device, in address order.
+    std::vector<PciDevice> readAllDevices() const;
     bool hasDriver(const std::string& driver) const;
     // Whether the kernel exposes IOMMU groups at all (IOMMU on).
     bool hasIommuGroups() const;
