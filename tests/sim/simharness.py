@@ -287,13 +287,12 @@ class Simulation:
         else:
             self.bus_socket = os.path.join(self.work, 'system_bus_socket')
         self.bus_address = 'unix:path=' + self.bus_socket
-        self._spawn(['dbus-daemon', '--config-file=' + config, '--address=' + self.bus_address, '--nofork'],
-                    'dbus-daemon.log')
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.bus_socket):
-            if time.monotonic() > deadline:
-                raise RuntimeError('dbus-daemon did not start: ' + self.log('dbus-daemon.log'))
-            time.sleep(0.01)
+        # The socket file exists from bind(), before listen(): only the printed address
+        # says the daemon accepts connections.
+        daemon = self._spawn(['dbus-daemon', '--config-file=' + config, '--address=' + self.bus_address,
+                              '--nofork', '--print-address=1'], 'dbus-daemon.log', stdout=subprocess.PIPE)
+        if not daemon.stdout.readline().strip():
+            raise RuntimeError('dbus-daemon did not start: ' + self.log('dbus-daemon.log'))
         self.bus = Bus(self.bus_address)
 
     def _start_mocks(self):
