@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <systemd/sd-login.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -80,6 +82,14 @@ int report(const sdbus::Error& error)
     return Failed;
 }
 
+bool inLoginSession()
+{
+    char* session = nullptr;
+    const int result = sd_pid_get_session(0, &session);
+    free(session);
+    return result >= 0;
+}
+
 // On a terminal, a polkit text agent lets a user outside the group type the admin
 // password, as systemctl does.
 class PasswordAgent {
@@ -96,8 +106,11 @@ public:
             close(ready[0]);
             const std::string parent = std::to_string(getppid());
             const std::string fd = std::to_string(ready[1]);
+            // A fallback agent yields to the desktop's agent of the login session; polkit
+            // finds a fallback only through the session, so outside one it would never ask.
+            const char* fallback = inLoginSession() ? "--fallback" : nullptr;
             execl("/usr/bin/pkttyagent", "pkttyagent", "--process", parent.c_str(), "--notify-fd", fd.c_str(),
-                  "--fallback", static_cast<char*>(nullptr));
+                  fallback, static_cast<char*>(nullptr));
             _exit(127);
         }
         close(ready[1]);

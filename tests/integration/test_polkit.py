@@ -3,11 +3,15 @@
 group gpuswap may hand their VM's GPU over without a password; nobody else, and nothing
 else, without an administrator."""
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
-from simharness import HERE, PYTHON, Manager, case, main  # noqa: E402
+from simharness import HERE, PYTHON, TEST_ADMIN_PASSWORD, Manager, case, main  # noqa: E402
 
 GPU, AUDIO = '0000:03:00.0', '0000:03:00.1'
 CONFIG = {'vms': {'win11': {'devices': [GPU, AUDIO]}}}
@@ -62,6 +66,65 @@ def outsider_is_refused_and_nothing_is_written(sim):
         assert result.returncode == 3 and 'authentication is required' in result.stderr, result
         result = sim.run_as('gpuswap-member', env + [ctl, '--no-ask-password', 'rebind', AUDIO, 'vfio-pci'])
         assert result.returncode == 3, result
+    assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
+
+
+def at_a_terminal(sim, user, argv, password, timeout=60):
+    """Runs argv as user on a terminal of its own (its standard streams and controlling
+    tty), types password at the first password prompt; (exit status, what it printed)."""
+    pid, terminal = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp('setpriv', sim.as_user_argv(user, argv))
+        finally:
+            os._exit(127)
+    output, typed = b'', False
+    deadline = time.monotonic() + timeout
+    while True:
+        if not select.select([terminal], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError('no end on the terminal: ' + output.decode(errors='replace'))
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: every process let go of the terminal
+            chunk = b''
+        if not chunk:
+            break
+        output += chunk
+        if not typed and b'Password:' in output:
+            os.write(terminal, password.encode() + b'\n')
+            typed = True
+    os.close(terminal)
+    status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), output.decode(errors='replace')
+
+
+def gpuswapctl_at_a_terminal(sim, *args, password):
+    ctl = os.environ.get('GPUSWAPCTL')
+    if not ctl:
+        raise AssertionError('GPUSWAPCTL names no gpuswapctl to run')
+    return at_a_terminal(sim, 'gpuswap-outsider', ['env', 'DBUS_SYSTEM_BUS_ADDRESS=' + sim.bus_address, ctl, *args],
+                         password)
+
+
+@case(config=CONFIG, polkit='real', default_bus_path=True)
+def outsider_at_a_terminal_types_the_admin_password(sim):
+    """gpuswapctl runs polkit's text agent on a terminal, as systemctl does: polkit asks for
+    the administrator's password there, and with it the hand-over goes on."""
+    status, output = gpuswapctl_at_a_terminal(sim, 'prepare', 'win11', password=TEST_ADMIN_PASSWORD)
+    print(output, flush=True)
+    assert status == 0, output
+    assert 'org.gpuswap1.manage-vm' in output and 'gpuswap-admin' in output, output
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci' and sim.device_state(AUDIO)['driver'] == 'vfio-pci'
+
+
+@case(config=CONFIG, polkit='real', default_bus_path=True)
+def outsider_at_a_terminal_with_a_wrong_password_is_refused(sim):
+    before = sim.snapshot()
+    status, output = gpuswapctl_at_a_terminal(sim, 'prepare', 'win11', password='not-the-password')
+    print(output, flush=True)
+    assert status == 3, output
     assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
 
 

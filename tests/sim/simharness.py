@@ -39,9 +39,12 @@ PRELOAD = 'libumockdev-preload.so.0'
 TESTBED_MARKER = 'gpuswap-testbed'
 
 POLKITD = '/usr/lib/polkit-1/polkitd'
-# Test users of the real-polkitd cases: one in the group gpuswap, one outside it.
+# Test users of the real-polkitd cases: one in the group gpuswap, one outside it, and the
+# administrator polkit asks for, with the password the shadow file below holds.
 TEST_GROUP = ('gpuswap', 4790)
-TEST_USERS = {'gpuswap-member': 4791, 'gpuswap-outsider': 4792}
+TEST_USERS = {'gpuswap-member': 4791, 'gpuswap-outsider': 4792, 'gpuswap-admin': 4793}
+TEST_ADMIN_PASSWORD = 'admin-secret-4793'
+TEST_ADMIN_HASH = '$6$gpuswaptest$uEjKOQuHLrDVCriyb2E7bJu9EjKYUpF.QEdmVc24RwCFSexWo9i4hq7u0ImpHa8doasT/TJOzprYXTKZI3Bvd1'
 
 DEFAULT_UNITS = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True}]
 
@@ -324,28 +327,37 @@ class Simulation:
             passwd += f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n'
             group += f'{name}:x:{uid}:\n'
         group += f'{TEST_GROUP[0]}:x:{TEST_GROUP[1]}:gpuswap-member\n'
-        for name, text in (('passwd', passwd), ('group', group)):
+        with open('/etc/shadow') as f:
+            shadow = f.read().rstrip('\n') + '\n'
+        shadow += f'gpuswap-admin:{TEST_ADMIN_HASH}:20000:0:99999:7:::\n'
+        for name, text, mode in (('passwd', passwd, 0o644), ('group', group, 0o644), ('shadow', shadow, 0o600)):
             with open(os.path.join(etc, name), 'w') as f:
                 f.write(text)
-            os.chmod(os.path.join(etc, name), 0o644)
+            os.chmod(os.path.join(etc, name), mode)
         actions = os.path.join(self.work, 'polkit-actions')
         rules = os.path.join(self.work, 'polkit-rules')
         os.makedirs(actions)
         os.makedirs(rules)
         shutil.copy(os.path.join(SOURCE_ROOT, 'polkit', 'org.gpuswap1.policy'), actions)
         shutil.copy(os.path.join(SOURCE_ROOT, 'polkit', '50-gpuswap.rules'), rules)
+        with open(os.path.join(rules, '40-test-administrator.rules'), 'w') as f:
+            f.write('polkit.addAdminRule(function(action, subject) { return ["unix-user:gpuswap-admin"]; });\n')
         for source, target in ((os.path.join(etc, 'passwd'), '/etc/passwd'), (os.path.join(etc, 'group'), '/etc/group'),
+                               (os.path.join(etc, 'shadow'), '/etc/shadow'),
                                (actions, '/usr/share/polkit-1/actions'), (rules, '/etc/polkit-1/rules.d'),
                                (rules, '/usr/share/polkit-1/rules.d')):
             subprocess.run(['mount', '--bind', source, target], check=True)
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
         self._spawn([POLKITD, '--no-debug'], 'polkitd.log', env=env)
 
-    def run_as(self, user, argv, **kwargs):
-        """Runs argv as a test user with the groups the group database gives it."""
+    @staticmethod
+    def as_user_argv(user, argv):
+        """argv run as a test user with the groups the group database gives it."""
         uid = TEST_USERS[user]
-        return subprocess.run(['setpriv', f'--reuid={uid}', f'--regid={uid}', '--init-groups', *argv],
-                              capture_output=True, text=True, **kwargs)
+        return ['setpriv', f'--reuid={uid}', f'--regid={uid}', '--init-groups', *argv]
+
+    def run_as(self, user, argv, **kwargs):
+        return subprocess.run(self.as_user_argv(user, argv), capture_output=True, text=True, **kwargs)
 
     def _start_notify_socket(self):
         """A NOTIFY_SOCKET like systemd's; drained all the time, or sd_notify() blocks."""
