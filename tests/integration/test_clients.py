@@ -2,6 +2,7 @@
 """gpuswapctl and gpuswap-hook against gpuswapd on the simulated machine."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -165,6 +166,38 @@ def hook_without_the_daemon(sim):
         result = hook(sim, 'win11', *phase, domain('win11'), address=NOBODY_LISTENS)
         assert (result.returncode, result.stdout, result.stderr) == (0, '', ''), (phase, result)
     print(f'four other phases answered in {(time.monotonic() - started) * 1000:.0f} ms', flush=True)
+
+
+def completions(sim, line):
+    """What bash completion offers for the last word of line, from the completion script as
+    it is installed, asking the daemon on the simulated machine."""
+    words = line.split(' ')
+    script = (f'source {shlex.quote(os.path.join(SOURCE_ROOT, "completion", "gpuswapctl"))}; '
+              f'COMP_WORDS=({" ".join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}; '
+              '_gpuswapctl; printf "%s\\n" "${COMPREPLY[@]}"')
+    result = run(sim, ['bash', '-c', script])
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    return sorted(result.stdout.split())
+
+
+@case(config=CONFIG)
+def bash_completion_offers_commands_profiles_devices_bars_and_sizes(sim):
+    assert completions(sim, 'gpuswapctl ') == sorted(
+        ['status', 'prepare', 'release', 'rebind', 'resize-bar', 'diagnose', 'monitor', 'reload'])
+    assert completions(sim, 'gpuswapctl re') == ['rebind', 'release', 'reload', 'resize-bar']
+    assert completions(sim, 'gpuswapctl prepare ') == ['from-xml', 'win11']
+    assert completions(sim, 'gpuswapctl --json diagnose w') == ['win11']
+    assert completions(sim, 'gpuswapctl prepare win11 ') == []
+    assert completions(sim, 'gpuswapctl rebind ') == ['0000:00:02.0', GPU, AUDIO]
+    assert completions(sim, 'gpuswapctl resize-bar 0000:03') == [GPU, AUDIO]
+    assert 'vfio-pci' in completions(sim, 'gpuswapctl rebind ' + AUDIO + ' v')
+    assert completions(sim, f'gpuswapctl resize-bar {GPU} ') == ['0', '2']
+    assert completions(sim, f'gpuswapctl resize-bar {GPU} 0 ') == sorted(
+        ['256M', '512M', '1G', '2G', '4G', '8G', '16G'])
+    assert completions(sim, f'gpuswapctl resize-bar {GPU} 2 1') == ['128M', '16M']
+    assert completions(sim, 'gpuswapctl rebind --d') == ['--default']
+    assert '--dry-run' in completions(sim, 'gpuswapctl release --') and \
+        '--force' not in completions(sim, 'gpuswapctl release --')
 
 
 if __name__ == '__main__':
