@@ -134,10 +134,30 @@ def watchdog_pings_when_systemd_asks(sim):
     assert sim.wait_for_notification('WATCHDOG=1', timeout=5)
 
 
+def context_switches(pid):
+    """How often the threads of pid have been scheduled, all counted together."""
+    total = 0
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/status') as f:
+            total += sum(int(line.split()[1]) for line in f if 'ctxt_switches:' in line)
+    return total
+
+
+def wait_until_quiet(pid, quiet=0.5, timeout=20):
+    """Waits until no thread of pid has run for `quiet` seconds: the start-up work is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = context_switches(pid)
+        time.sleep(quiet)
+        if context_switches(pid) == before:
+            return
+    raise AssertionError(f'gpuswapd never went quiet for {quiet} s')
+
+
 @case()
 def idle_daemon_sleeps_in_the_kernel(sim):
     """Five seconds of strace on an idle daemon: it is parked in epoll_wait and makes no call."""
-    time.sleep(0.5)  # let the start-up work finish
+    wait_until_quiet(sim.daemon.pid)
     trace = subprocess.run(['timeout', '--signal=INT', '5', 'strace', '-f', '-c', '-p', str(sim.daemon.pid)],
                            capture_output=True, text=True)
     total = re.search(r'^100\.00\s+\S+\s+\S+\s+(\d+)\s+(\d+)?\s*total$', trace.stderr, re.M)
