@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
@@ -69,6 +70,17 @@ def outsider_is_refused_and_nothing_is_written(sim):
     assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
 
 
+def type_when_echo_is_off(terminal, password, deadline):
+    """The agent prints its prompt, then turns echo off with TCSAFLUSH, which drops what was
+    typed before: like a person, type once the terminal stops echoing."""
+    while termios.tcgetattr(terminal)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise AssertionError('the password prompt never turned echo off')
+        time.sleep(0.01)
+    os.write(terminal, password.encode() + b'\n')
+    return True
+
+
 def at_a_terminal(sim, user, argv, password, timeout=60):
     """Runs argv as user on a terminal of its own (its standard streams and controlling
     tty), types password at the first password prompt; (exit status, what it printed)."""
@@ -93,8 +105,7 @@ def at_a_terminal(sim, user, argv, password, timeout=60):
             break
         output += chunk
         if not typed and b'Password:' in output:
-            os.write(terminal, password.encode() + b'\n')
-            typed = True
+            typed = type_when_echo_is_off(terminal, password, deadline)
     os.close(terminal)
     status = os.waitpid(pid, 0)[1]
     return os.waitstatus_to_exitcode(status), output.decode(errors='replace')
