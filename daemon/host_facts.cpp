@@ -147,19 +147,21 @@ std::optional<bool> vfioPciInKernel(const fs::path& modules, const std::string& 
     return found;
 }
 
+// The SONAME link names the installed release (libvirt.so.0 -> libvirt.so.0.9000.0 is 9.0.0):
+// one readlink instead of listing a library directory of a thousand entries on every Diagnose.
 void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
 {
-    std::error_code error;
-    for (const fs::path& directory : paths.libraryDirs)
-        for (const auto& file : fs::directory_iterator(directory, error)) {
-            unsigned combined = 0;
-            unsigned micro = 0;
-            if (std::sscanf(file.path().filename().c_str(), "libvirt.so.0.%u.%u", &combined, &micro) == 2) {
-                host.libvirtVersion = std::make_tuple(static_cast<int>(combined / 1000), static_cast<int>(combined % 1000),
-                                                      static_cast<int>(micro));
-                return;
-            }
+    for (const fs::path& directory : paths.libraryDirs) {
+        std::error_code error;
+        const fs::path library = fs::read_symlink(directory / "libvirt.so.0", error);
+        unsigned combined = 0;
+        unsigned micro = 0;
+        if (!error && std::sscanf(library.filename().c_str(), "libvirt.so.0.%u.%u", &combined, &micro) == 2) {
+            host.libvirtVersion = std::make_tuple(static_cast<int>(combined / 1000), static_cast<int>(combined % 1000),
+                                                  static_cast<int>(micro));
+            return;
         }
+    }
 }
 
 } // namespace

@@ -150,6 +150,7 @@ TEST(Diagnosis, LibvirtStartedBeforeTheHookIsFound)
                     .libvirtPidFiles = {root / "run/libvirtd.pid", root / "run/virtqemud.pid"}, .proc = root / "proc",
                     .modules = root / "no-modules"};
     std::ofstream(root / "libvirt.so.0.9000.0") << "";
+    std::filesystem::create_symlink("libvirt.so.0.9000.0", root / "libvirt.so.0");
     paths.libraryDirs = {root};
     const HostFacts facts = gatherHostFacts(Sysfs(root), paths);
     EXPECT_EQ(facts.libvirtStartedBeforeHook, "libvirtd");
