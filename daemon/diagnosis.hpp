@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "pci_device.hpp"
+#include "version.hpp"
 
 #include <filesystem>
 #include <map>
@@ -34,8 +35,10 @@ struct HostPaths {
     std::vector<std::filesystem::path> libvirtPidFiles = {"/run/libvirt/libvirtd.pid", "/run/libvirt/virtqemud.pid"};
     std::filesystem::path proc = "/proc";
     std::filesystem::path modules = "/lib/modules";
-    // Where libvirt.so.0.<major*1000+minor>.<micro> tells the installed libvirt version.
-    std::vector<std::filesystem::path> libraryDirs = {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"};
+    // Where the link libvirt.so.0 -> libvirt.so.0.<major*1000+minor>.<micro> tells the
+    // installed libvirt version: the distribution's library directory (Debian's multiarch
+    // one, Fedora's lib64), which is meson's libdir when built with --prefix=/usr.
+    std::vector<std::filesystem::path> libraryDirs = {kSystemLibraryDir, "/usr/lib64", "/usr/lib"};
 };
 
 // What Diagnose reads from the host, gathered before the pure checks run.
