@@ -168,14 +168,14 @@ def hook_without_the_daemon(sim):
     print(f'four other phases answered in {(time.monotonic() - started) * 1000:.0f} ms', flush=True)
 
 
-def completions(sim, line):
+def completions(sim, line, address=None):
     """What bash completion offers for the last word of line, from the completion script as
     it is installed, asking the daemon on the simulated machine."""
     words = line.split(' ')
     script = (f'source {shlex.quote(os.path.join(SOURCE_ROOT, "completion", "gpuswapctl"))}; '
               f'COMP_WORDS=({" ".join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}; '
               '_gpuswapctl; printf "%s\\n" "${COMPREPLY[@]}"')
-    result = run(sim, ['bash', '-c', script])
+    result = run(sim, ['bash', '-c', script], address)
     assert result.returncode == 0 and result.stderr == '', result.stderr
     return sorted(result.stdout.split())
 
@@ -198,6 +198,9 @@ def bash_completion_offers_commands_profiles_devices_bars_and_sizes(sim):
     assert completions(sim, 'gpuswapctl rebind --d') == ['--default']
     assert '--dry-run' in completions(sim, 'gpuswapctl release --') and \
         '--force' not in completions(sim, 'gpuswapctl release --')
+    # Without the daemon: nothing to offer, and nothing printed over the command line.
+    for line in ('gpuswapctl prepare ', f'gpuswapctl resize-bar {GPU} ', f'gpuswapctl resize-bar {GPU} 0 '):
+        assert completions(sim, line, address=NOBODY_LISTENS) == [], line
 
 
 if __name__ == '__main__':
