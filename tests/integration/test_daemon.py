@@ -156,8 +156,14 @@ def wait_until_quiet(pid, quiet=0.5, timeout=20):
 
 @case()
 def idle_daemon_sleeps_in_the_kernel(sim):
-    """Five seconds of strace on an idle daemon: it is parked in epoll_wait and makes no call."""
+    """An idle daemon is parked in epoll_wait: in five seconds no thread of it is scheduled,
+    and five seconds of strace count no call but the one its attach restarts."""
     wait_until_quiet(sim.daemon.pid)
+    switches = context_switches(sim.daemon.pid)
+    time.sleep(5)
+    woken = context_switches(sim.daemon.pid) - switches
+    print(f'idle daemon: scheduled {woken} times in 5 s', flush=True)
+    assert woken == 0
     trace = subprocess.run(['timeout', '--signal=INT', '5', 'strace', '-f', '-c', '-p', str(sim.daemon.pid)],
                            capture_output=True, text=True)
     total = re.search(r'^100\.00\s+\S+\s+\S+\s+(\d+)\s+(\d+)?\s*total$', trace.stderr, re.M)
