@@ -129,7 +129,6 @@ public:
     }
     PasswordAgent(const PasswordAgent&) = delete;
     PasswordAgent& operator=(const PasswordAgent&) = delete;
-    bool running() const { return pid_ > 0; }
 
 private:
     pid_t pid_ = -1;
@@ -151,7 +150,8 @@ public:
     int reload();
 
 private:
-    Options options(bool stateChanging) const;
+    // The options of a state-changing call.
+    Options options() const;
     // Runs a long call asynchronously so Progress signals show while it runs.
     template <typename Result>
     std::optional<Result> longCall(const std::string& method, const std::function<void(sdbus::MethodCall&)>& arguments,
@@ -167,12 +167,12 @@ private:
     std::unique_ptr<sdbus::IProxy> manager_;
 };
 
-Options Ctl::options(bool stateChanging) const
+Options Ctl::options() const
 {
     Options options;
     if (arguments_.dryRun)
         options.emplace("dry-run", sdbus::Variant(true));
-    if (stateChanging && arguments_.askPassword && isatty(STDIN_FILENO) != 0)
+    if (arguments_.askPassword && isatty(STDIN_FILENO) != 0)
         options.emplace("interactive", sdbus::Variant(true));
     return options;
 }
@@ -246,9 +246,8 @@ int Ctl::status()
         for (const json& bar : device["bars"]) {
             bars += (bars.empty() ? "" : " ") + std::to_string(bar["index"].get<unsigned>()) + ":" +
                     formatSize(bar["size"]);
-            if (bar["supported"].get<uint64_t>() != 0)
-                bars += "(" + formatSize(sizesInMask(bar["supported"]).front()) + "-" +
-                        formatSize(sizesInMask(bar["supported"]).back()) + ")";
+            if (const auto sizes = sizesInMask(bar["supported"]); !sizes.empty())
+                bars += "(" + formatSize(sizes.front()) + "-" + formatSize(sizes.back()) + ")";
         }
         std::string drm;
         for (const json& node : device["drm_nodes"])
@@ -300,7 +299,7 @@ int Ctl::handOver(const std::string& method, const std::string& vm)
 {
     std::optional<sdbus::Error> failure;
     const auto steps = longCall<std::vector<std::string>>(
-        method, [&](sdbus::MethodCall& call) { call << vm << options(true); }, failure);
+        method, [&](sdbus::MethodCall& call) { call << vm << options(); }, failure);
     if (!steps)
         return report(*failure);
     if (steps->empty())
@@ -315,7 +314,7 @@ int Ctl::handOver(const std::string& method, const std::string& vm)
 
 int Ctl::rebind(const std::string& address, const std::string& driver)
 {
-    Options options = this->options(true);
+    Options options = this->options();
     if (arguments_.force)
         options.emplace("force", sdbus::Variant(true));
     std::optional<sdbus::Error> failure;
@@ -331,7 +330,7 @@ int Ctl::resizeBar(const std::string& address, uint32_t bar, uint64_t size)
 {
     std::optional<sdbus::Error> failure;
     const auto previous = longCall<uint64_t>(
-        "ResizeBar", [&](sdbus::MethodCall& call) { call << address << bar << size << options(true); }, failure);
+        "ResizeBar", [&](sdbus::MethodCall& call) { call << address << bar << size << options(); }, failure);
     if (!previous)
         return report(*failure);
     std::printf("%s BAR %u: %s -> %s\n", address.c_str(), bar, formatSize(*previous).c_str(), formatSize(size).c_str());
@@ -383,11 +382,7 @@ int Ctl::monitor()
 int Ctl::reload()
 {
     PasswordAgent agent(arguments_.askPassword);
-    try {
-        manager_->callMethod("Reload").onInterface(client::kManagerInterface).withTimeout(kLongCall);
-    } catch (const sdbus::Error& e) {
-        return report(e);
-    }
+    manager_->callMethod("Reload").onInterface(client::kManagerInterface).withTimeout(kLongCall);
     return Ok;
 }
 

@@ -18,11 +18,12 @@ const PciDevice* findDevice(const HostFacts& host, const PciAddress& address)
     return it == host.devices.end() ? nullptr : &*it;
 }
 
-std::string idText(uint16_t vendor, uint16_t device)
+// "0000:03:00.0 [1002:73bf]"
+std::string deviceLabel(const PciDevice& device)
 {
-    char text[16];
-    std::snprintf(text, sizeof text, "%04x:%04x", vendor, device);
-    return text;
+    char ids[16];
+    std::snprintf(ids, sizeof ids, "%04x:%04x", device.vendorId, device.deviceId);
+    return device.address.str() + " [" + ids + "]";
 }
 
 void checkResets(const HostFacts& host, std::vector<Finding>& findings)
@@ -34,7 +35,7 @@ void checkResets(const HostFacts& host, std::vector<Finding>& findings)
     for (const PciDevice& device : host.devices) {
         if (!device.isDisplayController() || !needsVendorReset(device.vendorId, device.deviceId))
             continue;
-        const std::string name = device.address.str() + " [" + idText(device.vendorId, device.deviceId) + "]";
+        const std::string name = deviceLabel(device);
         if (!host.vendorResetLoaded) {
             findings.push_back({Severity::Warning, "needs-vendor-reset",
                                 name + " is an AMD GPU whose reset is broken without the vendor-reset module: the VM "
@@ -90,8 +91,7 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
                                        std::make_pair(device.vendorId, device.deviceId));
         if (claimed != host.vfioIds.end())
             findings.push_back({Severity::Warning, "vfio-ids-claim",
-                                device.address.str() + " [" + idText(device.vendorId, device.deviceId) +
-                                    "] is claimed by vfio-pci at boot (" + host.vfioIdsSource +
+                                deviceLabel(device) + " is claimed by vfio-pci at boot (" + host.vfioIdsSource +
                                     "): the desktop never gets it. Remove the ID there; gpuswapd hands the device "
                                     "over when the VM starts."});
     }

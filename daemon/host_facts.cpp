@@ -15,13 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string readFirstLine(const fs::path& path)
-{
-    std::string line;
-    std::getline(std::ifstream(path), line);
-    return line;
-}
-
 // "1002:73bf,1002:ab28" (entries may carry ":subvendor:subdevice")
 void parseIds(const std::string& list, std::vector<std::pair<uint16_t, uint16_t>>& ids)
 {
@@ -121,7 +114,7 @@ void checkLibvirtStart(const HostPaths& paths, HostFacts& host)
     if (paths.hookLink.empty() || ::lstat(paths.hookLink.c_str(), &hook) != 0)
         return;
     for (const fs::path& pidFile : paths.libvirtPidFiles) {
-        const std::string pidText = readFirstLine(pidFile);
+        const std::string pidText = readAttribute(pidFile).value_or("");
         if (pidText.empty() || pidText.find_first_not_of("0123456789") != std::string::npos)
             continue;
         const auto started = processStart(paths.proc, static_cast<pid_t>(std::stol(pidText)));
@@ -173,11 +166,11 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
     host.vfioPciLoaded = sysfs.hasDriver("vfio-pci");
     host.devices = sysfs.readAllDevices();
     for (const PciDevice& device : host.devices) {
-        const std::string method = readFirstLine(sysfs.devicePath(device.address) / "reset_method");
+        const std::string method = readAttribute(sysfs.devicePath(device.address) / "reset_method").value_or("");
         if (!method.empty())
             host.resetMethods.emplace(device.address, method);
     }
-    host.kernelCommandLine = readFirstLine(paths.kernelCommandLine);
+    host.kernelCommandLine = readAttribute(paths.kernelCommandLine).value_or("");
     utsname system{};
     if (uname(&system) == 0)
         host.kernelRelease = system.release;

@@ -290,13 +290,9 @@ void ManagerObject::Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string
             answer();
             return;
         }
-        units_->activeState(config_.displayManagerUnit, [host, answer](const std::optional<std::string>& error,
-                                                                      const std::string&) {
-            // Only a definite "no such unit" is a finding; systemd not answering is not.
-            if (!error)
-                host->displayManagerKnown = true;
-            else if (error->starts_with(UnitControl::kNoSuchUnit))
-                host->displayManagerKnown = false;
+        // Only a definite "no such unit" is a finding; systemd not answering is not.
+        units_->unitKnown(config_.displayManagerUnit, [host, answer](std::optional<bool> known) {
+            host->displayManagerKnown = known;
             answer();
         });
     });

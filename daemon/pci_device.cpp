@@ -15,18 +15,6 @@ namespace {
 // IORESOURCE_MEM in the flags column of the kernel's "resource" file.
 constexpr uint64_t kIoResourceMem = 0x200;
 
-std::optional<std::string> readAttribute(const fs::path& path)
-{
-    std::ifstream file(path);
-    if (!file)
-        return std::nullopt;
-    std::string value;
-    std::getline(file, value);
-    while (!value.empty() && (value.back() == '\n' || value.back() == ' '))
-        value.pop_back();
-    return value;
-}
-
 template <typename Number>
 Number parseNumber(const std::optional<std::string>& text, int base)
 {
@@ -82,6 +70,18 @@ std::vector<std::string> readDrmNodes(const fs::path& device)
 }
 
 } // namespace
+
+std::optional<std::string> readAttribute(const fs::path& path)
+{
+    std::ifstream file(path);
+    if (!file)
+        return std::nullopt;
+    std::string value;
+    std::getline(file, value);
+    while (!value.empty() && (value.back() == '\n' || value.back() == ' '))
+        value.pop_back();
+    return value;
+}
 
 fs::path Sysfs::devicePath(const PciAddress& address) const { return root_ / "bus/pci/devices" / address.str(); }
 

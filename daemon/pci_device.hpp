@@ -37,6 +37,10 @@ struct PciDevice {
     bool operator==(const PciDevice&) const = default;
 };
 
+// The first line of a sysfs (or procfs) attribute without its trailing blanks; nullopt
+// when it cannot be read.
+std::optional<std::string> readAttribute(const std::filesystem::path& path);
+
 // The kernel's sysfs below a root: "/sys" on a host (and under the umockdev
 // preload, which redirects it), a plain directory tree in unit tests.
 class Sysfs {

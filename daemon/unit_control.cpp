@@ -81,20 +81,37 @@ void UnitControl::jobRemoved(const std::string& job, const std::string& result)
     });
 }
 
-void UnitControl::activeState(const std::string& unit, const StateDone& done)
+void UnitControl::listUnit(const std::string& unit, const UnitDone& done)
 {
     manager_->callMethodAsync("ListUnitsByNames")
         .onInterface(kManagerInterface)
         .withTimeout(kCallTimeout)
         .withArguments(std::vector<std::string>{unit})
-        .uponReplyInvoke([unit, done](const sdbus::Error* error, const std::vector<UnitRow>& rows) {
-            if (error != nullptr)
-                done("cannot read the state of " + unit + ": " + error->getMessage(), {});
-            else if (rows.empty() || std::get<2>(rows.front()) == "not-found")
-                done(kNoSuchUnit + unit, {});
+        .uponReplyInvoke([done](const sdbus::Error* error, const std::vector<UnitRow>& rows) {
+            if (error != nullptr || rows.empty() || std::get<2>(rows.front()) == "not-found")
+                done(error, std::nullopt);
             else
-                done(std::nullopt, std::get<3>(rows.front()));
+                done(nullptr, std::get<3>(rows.front()));
         });
+}
+
+void UnitControl::activeState(const std::string& unit, const StateDone& done)
+{
+    listUnit(unit, [unit, done](const sdbus::Error* error, const std::optional<std::string>& state) {
+        if (error != nullptr)
+            done("cannot read the state of " + unit + ": " + error->getMessage(), {});
+        else if (!state)
+            done("systemd has no unit " + unit, {});
+        else
+            done(std::nullopt, *state);
+    });
+}
+
+void UnitControl::unitKnown(const std::string& unit, const KnownDone& done)
+{
+    listUnit(unit, [done](const sdbus::Error* error, const std::optional<std::string>& state) {
+        done(error != nullptr ? std::nullopt : std::optional<bool>(state.has_value()));
+    });
 }
 
 void UnitControl::systemState(const StateDone& done)

@@ -18,9 +18,8 @@ public:
     // nullopt on success, else what went wrong, for the error message.
     using Done = std::function<void(std::optional<std::string> error)>;
     using StateDone = std::function<void(std::optional<std::string> error, std::string state)>;
-
-    // How an error of activeState() begins when systemd has no such unit.
-    static constexpr const char* kNoSuchUnit = "systemd has no unit ";
+    // true or false when systemd answered, nullopt when it did not.
+    using KnownDone = std::function<void(std::optional<bool> known)>;
 
     explicit UnitControl(sdbus::IConnection& connection);
 
@@ -31,10 +30,15 @@ public:
     void stop(const std::string& unit, const Done& done) { runJob("StopUnit", unit, "inactive", done); }
 
     void activeState(const std::string& unit, const StateDone& done);
+    // Whether systemd has the unit (loaded or loadable, not "not-found").
+    void unitKnown(const std::string& unit, const KnownDone& done);
     // "running", "stopping" (shutting down), ...
     void systemState(const StateDone& done);
 
 private:
+    // ListUnitsByNames for one unit: its ActiveState, nullopt when systemd has no such unit.
+    using UnitDone = std::function<void(const sdbus::Error* error, std::optional<std::string> activeState)>;
+    void listUnit(const std::string& unit, const UnitDone& done);
     void runJob(const std::string& method, const std::string& unit, const std::string& expectedState, const Done& done);
     void jobRemoved(const std::string& job, const std::string& result);
 

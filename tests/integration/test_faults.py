@@ -15,16 +15,11 @@ CONFIG = {'timeouts_ms': {'unit': 1000, 'bind': 1000, 'holders': 1000},
           'vms': {'win11': {'devices': [GPU, AUDIO], 'bars': {GPU: {'0': '8G'}}}}}
 # With the latency model on, amdgpu takes 1.5 s to bind: deadlines must allow for it.
 SLOW_CONFIG = dict(CONFIG, timeouts_ms={'unit': 5000, 'bind': 10000, 'holders': 5000})
-SYSTEMD = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager')
 MOCK = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock')
 
 
-def unit_state(sim):
-    return sim.bus.call(*SYSTEMD, 'ListUnitsByNames', 'as', (['display-manager.service'],))[0][0][3]
-
-
 def machine_state(sim):
-    return sim.snapshot(), unit_state(sim)
+    return sim.snapshot(), sim.unit_state()
 
 
 def journal(sim):

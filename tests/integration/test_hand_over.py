@@ -11,12 +11,6 @@ B_GPU, B_AUDIO = '0000:03:00.0', '0000:03:00.1'
 A_GPU, A_AUDIO = '0000:0b:00.0', '0000:0b:00.1'
 Z790 = {'vms': {'win11': {'devices': [B_GPU, B_AUDIO], 'bars': {B_GPU: {'0': '8G', '2': '8M'}}}}}
 B550 = {'vms': {'win10': {'devices': [A_GPU, A_AUDIO]}}}
-SYSTEMD = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager')
-
-
-def unit_state(sim, unit='display-manager.service'):
-    rows = sim.bus.call(*SYSTEMD, 'ListUnitsByNames', 'as', ([unit],))[0]
-    return rows[0][3]
 
 
 def prepare(sim, vm, **options):
@@ -36,7 +30,7 @@ def prepare_and_release_z790_with_resizable_bar(sim):
     assert audio['driver'] == 'vfio-pci' and audio['override'] == 'vfio-pci', audio
     assert gpu['bar_sizes'][0] == 8 * GIB and gpu['bar_sizes'][2] == 8 * MIB, gpu['bar_sizes']
     assert gpu['drm_nodes'] == []
-    assert unit_state(sim) == 'active', 'the display manager comes back on the other GPU'
+    assert sim.unit_state() == 'active', 'the display manager comes back on the other GPU'
     manager = Manager(sim.bus)
     assert manager.get('PreparedVMs') == ['win11']
     assert steps[0] == 'stop display-manager.service' and steps[-1] == 'start display-manager.service', steps
@@ -45,7 +39,7 @@ def prepare_and_release_z790_with_resizable_bar(sim):
 
     steps = release(sim, 'win11')
     assert sim.snapshot() == before, (sim.snapshot(), before)
-    assert unit_state(sim) == 'active'
+    assert sim.unit_state() == 'active'
     assert manager.get('PreparedVMs') == []
     assert 'resize BAR 0 of 0000:03:00.0 from 8G to 16G' in steps, steps
 
@@ -61,7 +55,7 @@ def prepare_and_release_b550_loading_vfio(sim):
     assert os.path.exists(sim.sysfs('class/vfio/14'))
     release(sim, 'win10')
     assert sim.snapshot() == before
-    assert unit_state(sim) == 'active'
+    assert sim.unit_state() == 'active'
 
 
 @case(config=Z790)
@@ -69,7 +63,7 @@ def dry_run_changes_nothing_and_lists_the_real_steps(sim):
     before = sim.snapshot()
     planned = prepare(sim, 'win11', dry_run=True)
     assert sim.snapshot() == before and sim.kernel_state()['writes'] == []
-    assert unit_state(sim) == 'active'
+    assert sim.unit_state() == 'active'
     done = prepare(sim, 'win11')
     assert planned == done, (planned, done)
     planned = release(sim, 'win11', dry_run=True)
@@ -105,7 +99,7 @@ def shared_group_is_refused_and_nothing_is_written(sim):
         assert e.name == 'org.gpuswap1.Error.NotViable', e
         assert '0000:0d:00.0 on xhci_hcd' in e.message, e.message
     assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before
-    assert unit_state(sim) == 'active'
+    assert sim.unit_state() == 'active'
 
 
 @case(config=Z790)
@@ -116,7 +110,7 @@ def display_manager_not_running_is_not_started(sim):
     assert not any('display-manager' in step for step in steps), steps
     steps = release(sim, 'win11')
     assert not any('display-manager' in step for step in steps), steps
-    assert unit_state(sim) == 'inactive'
+    assert sim.unit_state() == 'inactive'
 
 
 @case(config=Z790)
@@ -126,7 +120,7 @@ def release_at_shutdown_leaves_the_display_manager_stopped(sim):
                  'SetSystemState', 's', ('stopping',))
     steps = release(sim, 'win11')
     assert steps[-1] == 'start display-manager.service (skipped: the system is shutting down)', steps
-    assert unit_state(sim) == 'inactive'
+    assert sim.unit_state() == 'inactive'
     assert sim.device_state(B_GPU)['driver'] == 'amdgpu'
 
 

@@ -14,14 +14,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
-from simharness import SOURCE_ROOT, Manager, case, main, skip  # noqa: E402
+from simharness import SOURCE_ROOT, Manager, case, database_with, main, skip  # noqa: E402
 
 GPU, AUDIO = '0000:03:00.0', '0000:03:00.1'
 HOOK = os.environ.get('GPUSWAP_HOOK') or os.path.join(SOURCE_ROOT, '_build', 'plain', 'client', 'gpuswap-hook')
 CONFIG = {'vms': {'win11': {'devices': [GPU, AUDIO], 'bars': {GPU: {'0': '8G'}}},
                   'broken': {'devices': [GPU, '0000:09:00.0']}}}
 NEEDED = ('libvirtd', 'virsh', 'qemu-system-x86_64')
-SYSTEMD = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager')
 
 DOMAIN = '''<domain type='qemu'>
   <name>{name}</name>
@@ -84,17 +83,9 @@ class Libvirt:
 
     def _users(self):
         # The qemu driver looks up its default user libvirt-qemu before reading qemu.conf.
-        with open('/etc/passwd') as f:
-            passwd = f.read().rstrip('\n') + '\n'
-        with open('/etc/group') as f:
-            group = f.read().rstrip('\n') + '\n'
-        if 'libvirt-qemu:' not in passwd:
-            passwd += 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n'
-        if 'libvirt-qemu:' not in group:
-            group += 'libvirt-qemu:x:64055:\n'
-        for name, text in (('passwd', passwd), ('group', group)):
-            with open(os.path.join(self.work, name), 'w') as f:
-                f.write(text)
+        database_with('/etc/passwd', os.path.join(self.work, 'passwd'),
+                      ['libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin'])
+        database_with('/etc/group', os.path.join(self.work, 'group'), ['libvirt-qemu:x:64055:'])
 
     def virsh(self, *args, timeout=60):
         return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], capture_output=True, text=True,
@@ -140,10 +131,6 @@ def with_libvirt(test):
     return run
 
 
-def unit_state(sim):
-    return sim.bus.call(*SYSTEMD, 'ListUnitsByNames', 'as', (['display-manager.service'],))[0][0][3]
-
-
 @case(config=CONFIG, default_bus_path=True)
 @with_libvirt
 def virsh_start_hands_over_and_destroy_gives_back(sim, libvirt):
@@ -159,7 +146,7 @@ def virsh_start_hands_over_and_destroy_gives_back(sim, libvirt):
     result = libvirt.virsh('destroy', 'win11')
     assert result.returncode == 0, result.stderr
     assert sim.bus.wait_until(lambda: sim.snapshot() == before, timeout=30), sim.snapshot()
-    assert unit_state(sim) == 'active'
+    assert sim.unit_state() == 'active'
     assert Manager(sim.bus).get('PreparedVMs') == []
 
 

@@ -46,7 +46,20 @@ TEST_USERS = {'gpuswap-member': 4791, 'gpuswap-outsider': 4792, 'gpuswap-admin':
 TEST_ADMIN_PASSWORD = 'admin-secret-4793'
 TEST_ADMIN_HASH = '$6$gpuswaptest$uEjKOQuHLrDVCriyb2E7bJu9EjKYUpF.QEdmVc24RwCFSexWo9i4hq7u0ImpHa8doasT/TJOzprYXTKZI3Bvd1'
 
+SYSTEMD = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager')
 DEFAULT_UNITS = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True}]
+
+
+def database_with(source, target, entries, mode=0o644):
+    """Writes target: the user or group database source (/etc/passwd, ...) plus those of
+    entries ("name:...") whose name it lacks."""
+    with open(source) as f:
+        text = f.read().rstrip('\n') + '\n'
+    names = {line.split(':', 1)[0] for line in text.splitlines()}
+    text += ''.join(entry + '\n' for entry in entries if entry.split(':', 1)[0] not in names)
+    with open(target, 'w') as f:
+        f.write(text)
+    os.chmod(target, mode)
 
 
 def skip(reason):
@@ -319,21 +332,12 @@ class Simulation:
                 skip(f'the host already has a user or group {name} or id {uid}')
         etc = os.path.join(self.work, 'etc')
         os.makedirs(etc)
-        with open('/etc/passwd') as f:
-            passwd = f.read().rstrip('\n') + '\n'
-        with open('/etc/group') as f:
-            group = f.read().rstrip('\n') + '\n'
-        for name, uid in TEST_USERS.items():
-            passwd += f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n'
-            group += f'{name}:x:{uid}:\n'
-        group += f'{TEST_GROUP[0]}:x:{TEST_GROUP[1]}:gpuswap-member\n'
-        with open('/etc/shadow') as f:
-            shadow = f.read().rstrip('\n') + '\n'
-        shadow += f'gpuswap-admin:{TEST_ADMIN_HASH}:20000:0:99999:7:::\n'
-        for name, text, mode in (('passwd', passwd, 0o644), ('group', group, 0o644), ('shadow', shadow, 0o600)):
-            with open(os.path.join(etc, name), 'w') as f:
-                f.write(text)
-            os.chmod(os.path.join(etc, name), mode)
+        users = [f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin' for name, uid in TEST_USERS.items()]
+        groups = [f'{name}:x:{uid}:' for name, uid in TEST_USERS.items()] + \
+            [f'{TEST_GROUP[0]}:x:{TEST_GROUP[1]}:gpuswap-member']
+        passwords = [f'gpuswap-admin:{TEST_ADMIN_HASH}:20000:0:99999:7:::']
+        for name, entries, mode in (('passwd', users, 0o644), ('group', groups, 0o644), ('shadow', passwords, 0o600)):
+            database_with('/etc/' + name, os.path.join(etc, name), entries, mode)
         actions = os.path.join(self.work, 'polkit-actions')
         rules = os.path.join(self.work, 'polkit-rules')
         os.makedirs(actions)
@@ -480,6 +484,10 @@ class Simulation:
     def snapshot(self):
         """Every device's driver, override, BAR sizes and DRM nodes: compare before and after."""
         return {spec['address']: self.device_state(spec['address']) for spec in self.machine['devices']}
+
+    def unit_state(self, unit='display-manager.service'):
+        """The unit's ActiveState as the systemd mock reports it."""
+        return self.bus.call(*SYSTEMD, 'ListUnitsByNames', 'as', ([unit],))[0][0][3]
 
     # ---- diagnostics -------------------------------------------------------------------
     def log(self, name):
