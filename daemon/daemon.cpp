@@ -77,6 +77,7 @@ class Daemon {
 public:
     Daemon(const DaemonOptions& options, Config config) : options_(options), config_(std::move(config))
     {
+        sysfs_.respectLocks(locks_);
         check(sd_event_default(&event_), "sd_event_default");
         sigset_t signals;
         sigemptyset(&signals);
@@ -119,7 +120,7 @@ public:
         // Watch before the first scan, so no change slips between the two.
         udev_ = std::make_unique<UdevWatch>(event_, [this](const UdevEvent& event) { onUdevEvent(event); });
         registry_->setProfileDevices(profileDevices(config_));
-        writer_ = std::make_unique<SysfsWriter>(event_);
+        writer_ = std::make_unique<SysfsWriter>(event_, locks_);
         units_ = std::make_unique<UnitControl>(*connection_);
         handOver_ = std::make_unique<HandOver>(event_, sysfs_, *writer_, *units_, Journal(options_.stateDir), config_,
                                                *manager_, [this] { reloadConfig(); });
@@ -209,6 +210,7 @@ private:
 
     DaemonOptions options_;
     Config config_;
+    DeviceLocks locks_;
     Sysfs sysfs_;
     sd_event* event_ = nullptr;
     std::unique_ptr<sdbus::IConnection> connection_;

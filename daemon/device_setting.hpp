@@ -15,6 +15,9 @@ struct DeviceSetting {
     std::string driver;          // "" = no driver
     std::string driverOverride;  // "" = none
     std::map<unsigned, uint64_t> barSizes{};  // only the BARs an operation touches
+    // It had a DRM card node: probing its driver back waits for the node too (older
+    // nvidia-drm makes none for a GPU bound after it loaded, so no node is no wait).
+    bool cardNode = false;
     bool operator==(const DeviceSetting&) const = default;
 };
 

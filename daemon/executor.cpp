@@ -58,6 +58,7 @@ void Executor::clearStepState()
     holderWait_.reset();
     writeDone_ = false;
     events_.clear();
+    soundNodes_.clear();
     step_ = nullptr;
 }
 
@@ -136,14 +137,20 @@ void Executor::startStep(const Step& step)
         setDeadline(timeouts_.unit, [this] {
             return Failure(ErrorCode::Timeout, std::string(kVfioModprobeUnit) + " did not finish within " + millis(timeouts_.unit));
         });
-        context_.units.start(kVfioModprobeUnit, [this, serial](std::optional<std::string> error) {
+        // modprobe@.service is a oneshot without RemainAfterExit whose ExecStart=- ignores
+        // modprobe's failure: the unit is inactive after its job and the job is "done"
+        // either way. The driver's directory is the only proof; udev announces it (the
+        // kernel's "add" of /bus/pci/drivers/vfio-pci), and modprobe has returned by the
+        // end of the job, so by then it exists or never will.
+        context_.units.runOnce(kVfioModprobeUnit, [this, serial](std::optional<std::string> error) {
             if (serial != serial_)
                 return;
             if (error)
                 complete(Failure(ErrorCode::NoSuchDriver, "cannot load vfio-pci: " + *error));
             else if (!context_.sysfs.hasDriver("vfio-pci"))
-                complete(Failure(ErrorCode::NoSuchDriver, std::string(kVfioModprobeUnit) +
-                                                              " finished but vfio-pci is not there: is the module installed?"));
+                complete(Failure(ErrorCode::NoSuchDriver,
+                                 "modprobe could not load vfio-pci: see journalctl -u " + std::string(kVfioModprobeUnit) +
+                                     " and check that the running kernel has the module (modinfo vfio-pci)"));
             else
                 complete(std::nullopt);
         });
@@ -164,7 +171,8 @@ void Executor::startStep(const Step& step)
         }
         const auto soundHolders = findHolders(sound);
         const std::string soundNote =
-            soundHolders.empty() ? std::string() : "; sound nodes stay open across the unbind: " + describeHolders(soundHolders);
+            soundHolders.empty() ? std::string() : "; sound nodes in use (the unbind disconnects them and waits until they are closed): " +
+                                         describeHolders(soundHolders);
         startHolderStep(std::move(drm), step.holders, soundNote);
         return;
     }
@@ -179,8 +187,9 @@ void Executor::startStep(const Step& step)
     }
     case StepKind::SetOverride: {
         const fs::path path = context_.sysfs.devicePath(*step.address) / "driver_override";
+        setDeadline(timeouts_.bind, [this, &step] { return wedged(step, {}); });
         // "\n" clears an override; a zero-length write would change nothing.
-        startWrite(path, step.value.empty() ? "\n" : step.value, [this, &step, path] {
+        startWrite(step, path, step.value.empty() ? "\n" : step.value, [this, &step, path] {
             const auto device = context_.sysfs.readDevice(*step.address);
             if (!device || device->driverOverride != step.value)
                 complete(Failure(ErrorCode::KernelRefused, path.string() + " reads \"" +
@@ -196,27 +205,31 @@ void Executor::startStep(const Step& step)
         const bool unbind = step.kind == StepKind::Unbind;
         const fs::path path = unbind ? context_.sysfs.driverPath(step.driver) / "unbind"
                                      : context_.sysfs.root() / "bus/pci/drivers_probe";
+        if (unbind) {
+            // The files of its sound nodes keep an HDA unbind waiting: name their holders
+            // if it never returns (the nodes themselves are gone by then).
+            soundNodes_ = deviceNodes(context_.sysfs.devicePath(*step.address)).sound;
+        }
         setDeadline(timeouts_.bind, [this, &step, unbind] {
-            if (!writeDone_)
-                return Failure(ErrorCode::Timeout, "the kernel did not return from " +
-                                                       std::string(unbind ? "unbinding " : "probing ") + step.address->str() +
-                                                       " within " + millis(timeouts_.bind) + " (driver stuck?)");
+            if (!writeDone_) {
+                const auto holders = findHolders(soundNodes_);
+                return wedged(step, holders.empty() ? std::string()
+                                                    : "; its sound nodes are still open: " + describeHolders(holders) +
+                                                          " (close these programs)");
+            }
             return Failure(ErrorCode::Timeout, "udev did not report " + step.address->str() +
                                                    (unbind ? " unbound from " : " bound to ") + step.driver +
                                                    (step.waitForDrmNode ? " with its DRM card node" : "") + " within " +
                                                    millis(timeouts_.bind));
         });
-        startWrite(path, step.address->str(), [this] { evaluate(); });
+        startWrite(step, path, step.address->str(), [this] { evaluate(); });
         return;
     }
     case StepKind::Resize: {
         const auto bit = maskBitForSize(step.size);
         const fs::path path = context_.sysfs.devicePath(*step.address) / ("resource" + std::to_string(step.bar) + "_resize");
-        setDeadline(timeouts_.bind, [this, path] {
-            return Failure(ErrorCode::Timeout, "the kernel did not return from writing " + path.string() + " within " +
-                                                   millis(timeouts_.bind));
-        });
-        context_.writer.write(path, std::to_string(bit.value_or(0)), [this, serial, &step, path](int error) {
+        setDeadline(timeouts_.bind, [this, &step] { return wedged(step, {}); });
+        context_.writer.write(path, std::to_string(bit.value_or(0)), *step.address, [this, serial, &step, path](int error) {
             if (serial != serial_)
                 return;
             if (error != 0) {
@@ -252,10 +265,17 @@ void Executor::finishResize(const Step& step)
         complete(Failure(ErrorCode::KernelRefused, what));
 }
 
-void Executor::startWrite(const fs::path& path, const std::string& value, std::function<void()> afterWrite)
+Failure Executor::wedged(const Step& step, const std::string& detail)
+{
+    context_.writer.markWedged(*step.address);
+    return Failure(ErrorCode::Timeout, step.address->str() + " is wedged: " + context_.writer.describe(*step.address) +
+                                           " (deadline " + millis(timeouts_.bind) + ")" + detail);
+}
+
+void Executor::startWrite(const Step& step, const fs::path& path, const std::string& value, std::function<void()> afterWrite)
 {
     const uint64_t serial = serial_;
-    context_.writer.write(path, value, [this, serial, path, afterWrite = std::move(afterWrite)](int error) {
+    context_.writer.write(path, value, *step.address, [this, serial, path, afterWrite = std::move(afterWrite)](int error) {
         if (serial != serial_)
             return;
         if (error != 0) {
@@ -338,6 +358,11 @@ void Executor::checkViable(const Step& step)
 
 void Executor::onUdevEvent(const UdevEvent& event)
 {
+    if (step_ != nullptr && step_->kind == StepKind::LoadVfio && event.subsystem == "drivers" && event.action == "add" &&
+        event.devpath.ends_with("/drivers/vfio-pci")) {
+        complete(std::nullopt);
+        return;
+    }
     if (step_ == nullptr || (step_->kind != StepKind::Unbind && step_->kind != StepKind::Probe))
         return;
     if (!event.pciAddress || *event.pciAddress != *step_->address)

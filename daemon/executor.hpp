@@ -62,7 +62,10 @@ private:
 
     void startUnitStep(const Step& step, bool start);
     void startHolderStep(std::map<dev_t, std::string> nodes, HolderPolicy policy, const std::string& soundNote);
-    void startWrite(const std::filesystem::path& path, const std::string& value, std::function<void()> afterWrite);
+    void startWrite(const Step& step, const std::filesystem::path& path, const std::string& value,
+                    std::function<void()> afterWrite);
+    // The step's write passed its deadline: its device is wedged until the write returns.
+    Failure wedged(const Step& step, const std::string& detail);
     void checkViable(const Step& step);
     void finishResize(const Step& step);
 
@@ -84,6 +87,7 @@ private:
     std::function<Failure()> onTimeout_;
     bool writeDone_ = false;
     std::vector<UdevEvent> events_;
+    std::map<dev_t, std::string> soundNodes_;
     std::unique_ptr<HolderWait> holderWait_;
     std::optional<Failure> pendingFailure_;
     std::string pendingNote_;

@@ -29,12 +29,19 @@ const PciDevice& existing(const std::map<PciAddress, PciDevice>& devices, const 
 
 HandOver::HandOver(sd_event* event, const Sysfs& sysfs, SysfsWriter& writer, UnitControl& units, Journal journal,
                    const Config& config, Listener& listener, Reloader reloader)
-    : event_(event), sysfs_(sysfs), units_(units), journal_(std::move(journal)), config_(config), listener_(listener),
+    : event_(event), sysfs_(sysfs), writer_(writer), units_(units), journal_(std::move(journal)), config_(config), listener_(listener),
       reloader_(std::move(reloader)), executor_({event, sysfs, writer, units}), state_(journal_.load())
 {
 }
 
 HandOver::~HandOver() { sd_event_source_disable_unref(next_); }
+
+void HandOver::refuseWedged(const PciAddress& address) const
+{
+    if (writer_.inFlight(address))
+        throw Failure(ErrorCode::DeviceBusy, address.str() + " is wedged: " + writer_.describe(address) +
+                                                 "; nothing touches it until that write returns (a reboot frees it)");
+}
 
 std::vector<std::string> HandOver::preparedVms() const
 {
@@ -75,6 +82,7 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     std::set<PciAddress> handedOver;
     for (const PciAddress& address : devices) {
         existing(machine.devices, address);
+        refuseWedged(address);
         for (const auto& [other, record] : state_.prepared)
             for (const auto& [owned, setting] : record.original)
                 if (owned == address)
@@ -134,25 +142,27 @@ void HandOver::prepare(const std::string& vm, const RequestOptions& options, Rep
             std::move(reply)});
 }
 
+HandOver::Draft HandOver::resolveRelease(const std::string& vm, const Machine& machine) const
+{
+    Draft draft;
+    const auto record = state_.prepared.find(vm);
+    if (record == state_.prepared.end())
+        return draft;  // not prepared: success with no steps
+    for (const auto& [address, setting] : record->second.original) {
+        const PciDevice& device = existing(machine.devices, address);
+        refuseWedged(address);
+        draft.transition.targets.emplace_back(address, setting);
+        draft.before.emplace_back(address, currentSetting(device, setting.barSizes));
+    }
+    draft.transition.barsBestEffort = true;
+    draft.displayManagerUnit = record->second.displayManagerUnit;
+    draft.commit = [vm](DaemonState& state) { state.prepared.erase(vm); };
+    return draft;
+}
+
 void HandOver::release(const std::string& vm, const RequestOptions& options, Reply reply)
 {
-    submit({"release:" + vm, options,
-            [this, vm](const Machine& machine) {
-                Draft draft;
-                const auto record = state_.prepared.find(vm);
-                if (record == state_.prepared.end())
-                    return draft;  // not prepared: success with no steps
-                // The reverse order of prepare, from what was recorded then.
-                for (auto it = record->second.original.rbegin(); it != record->second.original.rend(); ++it) {
-                    const PciDevice& device = existing(machine.devices, it->first);
-                    draft.transition.targets.emplace_back(it->first, it->second);
-                    draft.before.emplace_back(it->first, currentSetting(device, it->second.barSizes));
-                }
-                draft.transition.barsBestEffort = true;
-                draft.displayManagerUnit = record->second.displayManagerUnit;
-                draft.commit = [vm](DaemonState& state) { state.prepared.erase(vm); };
-                return draft;
-            },
+    submit({"release:" + vm, options, [this, vm](const Machine& machine) { return resolveRelease(vm, machine); },
             std::move(reply)});
 }
 
@@ -161,6 +171,7 @@ void HandOver::rebind(const PciAddress& address, const std::string& driver, cons
     submit({"rebind:" + address.str(), options,
             [this, address, driver, force = options.force](const Machine& machine) {
                 const PciDevice& device = existing(machine.devices, address);
+                refuseWedged(address);
                 if (!driver.empty() && driver != kVfio && !sysfs_.hasDriver(driver))
                     throw Failure(ErrorCode::NoSuchDriver, "there is no PCI driver " + driver + " (is its module loaded?)");
                 for (const auto& [vm, record] : state_.prepared)
@@ -192,8 +203,9 @@ void HandOver::rebind(const PciAddress& address, const std::string& driver, cons
 void HandOver::resize(const PciAddress& address, unsigned bar, uint64_t size, const RequestOptions& options, Reply reply)
 {
     submit({"resize:" + address.str(), options,
-            [address, bar, size](const Machine& machine) {
+            [this, address, bar, size](const Machine& machine) {
                 const PciDevice& device = existing(machine.devices, address);
+                refuseWedged(address);
                 const auto it = std::find_if(device.bars.begin(), device.bars.end(),
                                              [bar](const PciBar& b) { return b.index == bar; });
                 if (it == device.bars.end() || it->supportedMask == 0)
@@ -343,11 +355,13 @@ void HandOver::execute(const std::shared_ptr<Request>& request, Draft draft, std
     if (steps.empty()) {
         if (draft.commit)
             draft.commit(state_);
+        state_.operation.reset();  // an interrupted release found nothing left to do
         save();
         finish(request, std::nullopt, draft.outcome);
         return;
     }
-    state_.operation = OperationRecord{request->name, draft.before, {}, 0, false};
+    // A completed interrupted release starts with the display manager its first run stopped.
+    state_.operation = OperationRecord{request->name, draft.before, draft.transition.startUnit, 0, false};
     save();
     const auto count = static_cast<unsigned>(steps.size());
     auto shared = std::make_shared<Draft>(std::move(draft));
@@ -394,8 +408,11 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
     OperationRecord& record = *state_.operation;
     record.rollingBack = true;
     save();
+    // A wedged device is left alone: any write to it would wait behind the stuck one.
     Transition transition;
-    transition.targets = record.before;
+    for (const auto& [address, setting] : record.before)
+        if (!writer_.inFlight(address))
+            transition.targets.emplace_back(address, setting);
     transition.startUnit = record.stoppedUnit;
     const Machine machine = readMachine();
     std::vector<Step> steps;
@@ -404,10 +421,19 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
             existing(machine.devices, address);
         steps = planTransition(machine.devices, machine.vfioLoaded, transition);
     } catch (const Failure& planFailure) {
-        finish(request, Failure(ErrorCode::Inconsistent, std::string(failure.what()) + "; the rollback cannot be planned: " +
-                                                             planFailure.what()), {});
+        steps.clear();
+        if (!record.stoppedUnit.empty())
+            steps.push_back({.kind = StepKind::StartUnit, .description = "start " + record.stoppedUnit, .value = record.stoppedUnit});
+        runRollback(request, failure, std::move(lines), std::move(steps),
+                    Failure(ErrorCode::Inconsistent, std::string("the rollback cannot be planned: ") + planFailure.what()));
         return;
     }
+    runRollback(request, failure, std::move(lines), std::move(steps), std::nullopt);
+}
+
+void HandOver::runRollback(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines,
+                           std::vector<Step> steps, std::optional<Failure> earlierFailure)
+{
     const auto count = static_cast<unsigned>(steps.size());
     executor_.run(
         std::move(steps), config_.timeouts,
@@ -416,22 +442,59 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
             save();
             listener_.progress(request->name, static_cast<unsigned>(index + 1), count, "roll back: " + step.description);
         },
-        [this, request, failure, lines = std::move(lines)](const std::optional<Failure>& rollbackFailure, const std::vector<std::string>&) {
-            const DeviceSettings before = state_.operation->before;
-            state_.operation.reset();
-            save();
-            if (!rollbackFailure) {
-                finish(request, Failure(failure.code(), std::string(failure.what()) + "; everything was rolled back"),
-                       {lines, {}, 0});
+        [this, request, failure, lines = std::move(lines), earlierFailure](const std::optional<Failure>& runFailure,
+                                                                              const std::vector<std::string>&) mutable {
+            if (earlierFailure) {
+                // This run only started the display manager again after the rollback failed.
+                std::optional<Failure> total = earlierFailure;
+                if (runFailure)
+                    total = Failure(ErrorCode::Inconsistent, std::string(earlierFailure->what()) + "; " + runFailure->what());
+                endRollback(request, failure, std::move(lines), total);
                 return;
             }
-            finish(request,
-                   Failure(ErrorCode::Inconsistent,
-                           std::string(failure.what()) + "; rolling back failed too: " + rollbackFailure->what() +
-                               ". Now: " + describeDevices(before) +
-                               ". Check the devices with gpuswapctl status, fix them with RebindDevice, or reboot."),
-                   {});
+            const std::string stoppedUnit = state_.operation->stoppedUnit;
+            // Whatever else failed, the user gets the desktop back: a rollback that stopped
+            // short of the display manager's start still starts it.
+            if (runFailure && !stoppedUnit.empty() && runFailure->code() != ErrorCode::DisplayManagerFailed) {
+                std::vector<Step> restart{{.kind = StepKind::StartUnit, .description = "start " + stoppedUnit, .value = stoppedUnit}};
+                runRollback(request, failure, std::move(lines), std::move(restart), runFailure);
+                return;
+            }
+            endRollback(request, failure, std::move(lines), runFailure);
         });
+}
+
+void HandOver::endRollback(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines,
+                           const std::optional<Failure>& rollbackFailure)
+{
+    const DeviceSettings before = state_.operation->before;
+    state_.operation.reset();
+    save();
+    std::string wedged;
+    for (const auto& [address, setting] : before) {
+        const std::string named = address.str() + " is wedged";
+        if (writer_.inFlight(address) && std::string_view(failure.what()).find(named) == std::string_view::npos)
+            wedged += (wedged.empty() ? "" : "; ") + named + ": " + writer_.describe(address);
+    }
+    const bool anyWedged = std::any_of(before.begin(), before.end(), [this](const auto& entry) {
+        return writer_.inFlight(entry.first).has_value();
+    });
+    if (!rollbackFailure && !anyWedged) {
+        finish(request, Failure(failure.code(), std::string(failure.what()) + "; everything was rolled back"), {lines, {}, 0});
+        return;
+    }
+    std::string message = failure.what();
+    if (rollbackFailure)
+        message += std::string("; rolling back failed too: ") + rollbackFailure->what();
+    else
+        message += "; everything else was rolled back";
+    if (!wedged.empty())
+        message += ". Left alone: " + wedged;
+    if (anyWedged)
+        message += ". A wedged device stays as it is until its write returns, often only with a reboot";
+    message += ". Now: " + describeDevices(before) +
+               ". Check the devices with gpuswapctl status and fix them with gpuswapctl rebind, or reboot.";
+    finish(request, Failure(ErrorCode::Inconsistent, message), {});
 }
 
 void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome)
@@ -459,20 +522,36 @@ void HandOver::recover()
 {
     if (!state_.operation)
         return;
-    auto request = std::make_shared<Request>(Request{
-        "recover:" + state_.operation->name, {}, nullptr, [](std::optional<Failure> failure, const Outcome&) {
-            if (failure)
-                log::error("could not finish the interrupted operation's rollback: " + std::string(failure->what()));
-            else
-                log::info("finished the rollback of the interrupted operation");
-        }});
-    log::warning("the operation " + state_.operation->name + " was interrupted at step " +
-                 std::to_string(state_.operation->step) + "; rolling it back",
-                 {{"OPERATION", state_.operation->name}});
+    const OperationRecord interrupted = *state_.operation;
+    const auto logOutcome = [name = interrupted.name](std::optional<Failure> failure, const Outcome&) {
+        if (failure)
+            log::error("could not finish the interrupted " + name + ": " + failure->what(), {{"OPERATION", name}});
+        else
+            log::info("finished the interrupted " + name, {{"OPERATION", name}});
+    };
+    constexpr std::string_view kRelease = "release:";
+    if (interrupted.name.starts_with(kRelease)) {
+        // Its VM is gone: never leave its devices on vfio-pci. The release runs again from
+        // what prepare recorded, and starts the display manager its first run stopped.
+        log::warning(interrupted.name + " was interrupted at step " + std::to_string(interrupted.step) + "; completing it",
+                     {{"OPERATION", interrupted.name}});
+        const std::string vm = interrupted.name.substr(kRelease.size());
+        start(std::make_shared<Request>(Request{interrupted.name, {},
+                                                [this, vm, stopped = interrupted.stoppedUnit](const Machine& machine) {
+                                                    Draft draft = resolveRelease(vm, machine);
+                                                    draft.transition.startUnit = stopped;
+                                                    return draft;
+                                                },
+                                                logOutcome}));
+        return;
+    }
+    log::warning(interrupted.name + " was interrupted at step " + std::to_string(interrupted.step) + "; rolling it back",
+                 {{"OPERATION", interrupted.name}});
+    auto request = std::make_shared<Request>(Request{"recover:" + interrupted.name, {}, nullptr, logOutcome});
     current_ = request;
     operationName_ = request->name;
     listener_.stateChanged();
-    rollBack(request, Failure(ErrorCode::Internal, "gpuswapd stopped in the middle of " + state_.operation->name), {});
+    rollBack(request, Failure(ErrorCode::Internal, "gpuswapd stopped in the middle of " + interrupted.name), {});
 }
 
 void HandOver::shutdown(std::function<void()> whenIdle)

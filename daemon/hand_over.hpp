@@ -94,15 +94,23 @@ private:
     void planAndRun(const std::shared_ptr<Request>& request, Draft draft);
     void execute(const std::shared_ptr<Request>& request, Draft draft, std::vector<Step> steps);
     void rollBack(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines);
+    void runRollback(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines,
+                     std::vector<Step> steps, std::optional<Failure> earlierFailure);
+    void endRollback(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines,
+                     const std::optional<Failure>& rollbackFailure);
     void finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome);
     void startNextLater();
     Machine readMachine() const;
     void save();
     std::string describeDevices(const DeviceSettings& settings) const;
     Draft resolvePrepare(const std::string& vm, const RequestOptions& options, const Machine& machine) const;
+    Draft resolveRelease(const std::string& vm, const Machine& machine) const;
+    // DeviceBusy while a write to the device has not returned.
+    void refuseWedged(const PciAddress& address) const;
 
     sd_event* event_;
     const Sysfs& sysfs_;
+    SysfsWriter& writer_;
     UnitControl& units_;
     Journal journal_;
     const Config& config_;

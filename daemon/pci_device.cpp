@@ -35,7 +35,8 @@ std::string linkTargetName(const fs::path& link)
     return error ? std::string() : target.filename().string();
 }
 
-std::vector<PciBar> readBars(const fs::path& device)
+// The resizable-BAR masks from resourceN_resize, or (locked) from what was read before.
+std::vector<PciBar> readBars(const fs::path& device, bool locked, const PciDevice* known)
 {
     std::vector<PciBar> bars;
     std::ifstream resource(device / "resource");
@@ -50,7 +51,14 @@ std::vector<PciBar> readBars(const fs::path& device)
         const auto last = parseNumber<uint64_t>(end, 16);
         if (last <= first || (parseNumber<uint64_t>(flags, 16) & kIoResourceMem) == 0)
             continue;
-        const auto mask = parseNumber<uint64_t>(readAttribute(device / ("resource" + std::to_string(index) + "_resize")), 16);
+        uint64_t mask = 0;
+        if (!locked) {
+            mask = parseNumber<uint64_t>(readAttribute(device / ("resource" + std::to_string(index) + "_resize")), 16);
+        } else if (known != nullptr) {
+            for (const PciBar& bar : known->bars)
+                if (bar.index == index)
+                    mask = bar.supportedMask;
+        }
         bars.push_back({index, last - first + 1, mask});
     }
     return bars;
@@ -109,13 +117,21 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     device.deviceId = parseNumber<uint16_t>(readAttribute(path / "device"), 16);
     device.classCode = parseNumber<uint32_t>(readAttribute(path / "class"), 16);
     device.driver = linkTargetName(path / "driver");
-    const auto override = readAttribute(path / "driver_override");
-    device.driverOverride = (!override || *override == "(null)") ? std::string() : *override;
+    const auto last = lastRead_.find(address);
+    const PciDevice* known = last != lastRead_.end() ? &last->second : nullptr;
+    const bool locked = locks_ != nullptr && locks_->held(address);
+    if (locked) {
+        device.driverOverride = known != nullptr ? known->driverOverride : std::string();
+    } else {
+        const auto override = readAttribute(path / "driver_override");
+        device.driverOverride = (!override || *override == "(null)") ? std::string() : *override;
+    }
     const std::string group = linkTargetName(path / "iommu_group");
     device.iommuGroup = group.empty() ? -1 : parseNumber<int>(group, 10);
     device.bootVga = readAttribute(path / "boot_vga") == "1";
-    device.bars = readBars(path);
+    device.bars = readBars(path, locked, known);
     device.drmNodes = readDrmNodes(path);
+    lastRead_.insert_or_assign(address, device);
     return device;
 }
 

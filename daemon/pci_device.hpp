@@ -1,9 +1,11 @@
 #pragma once
 
+#include "device_locks.hpp"
 #include "pci_address.hpp"
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,6 +49,11 @@ class Sysfs {
 public:
     explicit Sysfs(std::filesystem::path root = "/sys") : root_(std::move(root)) {}
 
+    // From then on, a device whose lock a write of ours holds is read without the
+    // attributes that take that lock: driver_override and the resizable-BAR masks keep
+    // the values last read.
+    void respectLocks(const DeviceLocks& locks) { locks_ = &locks; }
+
     const std::filesystem::path& root() const { return root_; }
     std::filesystem::path devicePath(const PciAddress& address) const;
     std::filesystem::path driverPath(const std::string& driver) const;
@@ -62,6 +69,8 @@ public:
 
 private:
     std::filesystem::path root_;
+    const DeviceLocks* locks_ = nullptr;
+    mutable std::map<PciAddress, PciDevice> lastRead_;
 };
 
 // Which devices gpuswapd exports: every display controller, every function in the

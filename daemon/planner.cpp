@@ -2,6 +2,7 @@
 
 #include "bar_size.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace gpuswap {
@@ -18,6 +19,36 @@ std::string nodeList(const PciDevice& device)
     return text;
 }
 
+// What one device needs: which writes, in which order, is decided in plan().
+struct Move {
+    const PciDevice* device;
+    const DeviceSetting* target;
+    std::map<unsigned, uint64_t> bars{};  // the BARs whose size changes
+    bool unbind = false;
+    std::string probe{};                  // the driver a probe must bind, "" = no probe
+    std::string pin{};                    // driver_override while unbinding and probing
+    bool toHostDriver() const { return !probe.empty() && probe != kVfio; }
+};
+
+Move moveFor(const PciDevice& device, const DeviceSetting& target)
+{
+    Move move{&device, &target};
+    for (const auto& [index, size] : target.barSizes)
+        if (barSize(device, index) != size)
+            move.bars.emplace(index, size);
+    const bool anyDriver = target.driver == kDefaultDriver;
+    // "(default)" names no driver: the device is always reprobed for it.
+    const bool keepsDriver = !device.driver.empty() && device.driver == target.driver;
+    // The kernel resizes a BAR only while no driver at all is bound.
+    move.unbind = !device.driver.empty() && (!keepsDriver || !move.bars.empty());
+    if (!target.driver.empty() && (move.unbind || device.driver.empty()))
+        move.probe = target.driver;
+    // The override decides what a probe binds: pinned to the target driver, or the
+    // first matching one would bind (nouveau before nvidia, radeon before amdgpu).
+    move.pin = !move.probe.empty() && !anyDriver ? move.probe : target.driverOverride;
+    return move;
+}
+
 class Planner {
 public:
     Planner(const std::map<PciAddress, PciDevice>& present, const Transition& transition)
@@ -27,17 +58,21 @@ public:
 
     std::vector<Step> plan(bool vfioLoaded)
     {
-        const bool needsVfio = std::any_of(transition_.targets.begin(), transition_.targets.end(), [&](const auto& target) {
-            return target.second.driver == kVfio && present_.at(target.first).driver != kVfio;
-        });
+        std::vector<Move> detaching;
+        std::vector<Move> attaching;
+        for (const auto& [address, target] : transition_.targets) {
+            Move move = moveFor(present_.at(address), target);
+            (move.toHostDriver() ? attaching : detaching).push_back(std::move(move));
+        }
+        const bool needsVfio = std::any_of(detaching.begin(), detaching.end(), [](const Move& move) { return move.probe == kVfio; });
         if (needsVfio && !vfioLoaded)
             steps_.push_back({StepKind::LoadVfio, "load vfio-pci (start modprobe@vfio_pci.service)"});
         if (!transition_.stopUnit.empty())
             steps_.push_back({.kind = StepKind::StopUnit, .description = "stop " + transition_.stopUnit,
                               .value = transition_.stopUnit});
-        planDrmHolders();
-        for (const auto& [address, target] : transition_.targets)
-            planDevice(present_.at(address), target);
+        planDrmHolders(detaching, attaching);
+        planDetach(detaching);
+        planAttach(attaching);
         if (transition_.checkViable)
             planViabilityCheck();
         const std::string& startUnit = transition_.stopUnit.empty() ? transition_.startUnit : transition_.stopUnit;
@@ -47,17 +82,23 @@ public:
     }
 
 private:
-    // Before the first unbind from a host driver: nothing may have the DRM nodes open
-    // (sound nodes are only noted: ALSA survives an unbind with open files).
-    void planDrmHolders()
+    // Before the first unbind from a host driver: nothing may have the DRM nodes open.
+    // Sound nodes are only noted: the unbind itself waits until their files are closed
+    // (snd_card_free), and their holders see the card disconnected first.
+    void planDrmHolders(const std::vector<Move>& detaching, const std::vector<Move>& attaching)
     {
         std::vector<PciAddress> devices;
         std::string nodes;
-        for (const auto& [address, target] : transition_.targets) {
-            const PciDevice& device = present_.at(address);
-            if (device.driver.empty() || device.driver == kVfio || target.driver == device.driver)
+        std::vector<const Move*> moves;
+        for (const auto* group : {&detaching, &attaching})
+            for (const Move& move : *group)
+                moves.push_back(&move);
+        std::sort(moves.begin(), moves.end(), [](const Move* a, const Move* b) { return a->device->address < b->device->address; });
+        for (const Move* move : moves) {
+            const PciDevice& device = *move->device;
+            if (!move->unbind || device.driver == kVfio)
                 continue;
-            devices.push_back(address);
+            devices.push_back(device.address);
             if (!device.drmNodes.empty())
                 nodes += (nodes.empty() ? "" : ", ") + nodeList(device);
         }
@@ -97,50 +138,40 @@ private:
                           .devices = devices});
     }
 
-    void unbind(const PciDevice& device, const std::string& driver)
+    void unbind(const Move& move)
     {
-        if (driver == kVfio && device.iommuGroup >= 0 && vfioChecked_.insert(device.iommuGroup).second)
+        const PciDevice& device = *move.device;
+        if (device.driver == kVfio && device.iommuGroup >= 0 && vfioChecked_.insert(device.iommuGroup).second)
             steps_.push_back({.kind = StepKind::WaitVfioFree,
                               .description = "wait until no process holds /dev/vfio/" + std::to_string(device.iommuGroup),
                               .group = device.iommuGroup});
         steps_.push_back({.kind = StepKind::Unbind,
-                          .description = "unbind " + device.address.str() + " from " + driver,
+                          .description = "unbind " + device.address.str() + " from " + device.driver,
                           .address = device.address,
-                          .driver = driver});
+                          .driver = device.driver});
     }
 
-    void probe(const PciDevice& device, const std::string& driver)
+    void probe(const Move& move)
     {
-        const bool anyDriver = driver == kDefaultDriver;
+        const bool anyDriver = move.probe == kDefaultDriver;
         steps_.push_back({.kind = StepKind::Probe,
-                          .description = "bind " + device.address.str() + " to " + (anyDriver ? "its default driver" : driver),
-                          .address = device.address,
-                          .driver = driver,
-                          .waitForDrmNode = device.isDisplayController() && driver != kVfio && !anyDriver});
+                          .description = "bind " + move.device->address.str() + " to " +
+                                         (anyDriver ? std::string("its default driver") : move.probe),
+                          .address = move.device->address,
+                          .driver = move.probe,
+                          .waitForDrmNode = move.target->cardNode && move.toHostDriver() && !anyDriver});
     }
 
-    void resize(const PciDevice& device, unsigned index, uint64_t size)
+    void resize(const Move& move)
     {
-        steps_.push_back({.kind = StepKind::Resize,
-                          .description = "resize BAR " + std::to_string(index) + " of " + device.address.str() + " from " +
-                                         formatSize(barSize(device, index)) + " to " + formatSize(size),
-                          .address = device.address,
-                          .bar = index,
-                          .size = size,
-                          .bestEffort = transition_.barsBestEffort});
-    }
-
-    // BARs change only while no driver holds the device: on vfio-pci one BAR at a time
-    // (unbind, resize, bind again), without a driver directly.
-    void resizeBars(const PciDevice& device, const std::map<unsigned, uint64_t>& sizes, bool onVfio)
-    {
-        for (const auto& [index, size] : sizes) {
-            if (onVfio)
-                unbind(device, kVfio);
-            resize(device, index, size);
-            if (onVfio)
-                probe(device, kVfio);
-        }
+        for (const auto& [index, size] : move.bars)
+            steps_.push_back({.kind = StepKind::Resize,
+                              .description = "resize BAR " + std::to_string(index) + " of " + move.device->address.str() +
+                                             " from " + formatSize(barSize(*move.device, index)) + " to " + formatSize(size),
+                              .address = move.device->address,
+                              .bar = index,
+                              .size = size,
+                              .bestEffort = transition_.barsBestEffort});
     }
 
     void setOverride(const PciDevice& device, const std::string& value)
@@ -152,39 +183,54 @@ private:
                           .value = value});
     }
 
-    void planDevice(const PciDevice& device, const DeviceSetting& target)
+    // Before the move's unbind or probe.
+    void pin(const Move& move)
     {
-        std::map<unsigned, uint64_t> bars;
-        for (const auto& [index, size] : target.barSizes)
-            if (barSize(device, index) != size)
-                bars.emplace(index, size);
-        std::string override = device.driverOverride;
+        if (move.device->driverOverride != move.pin)
+            setOverride(*move.device, move.pin);
+    }
 
-        const bool startsFree = device.driver.empty() || device.driver == kVfio;
-        if (startsFree && !bars.empty()) {
-            const bool onVfio = device.driver == kVfio;
-            // The cycle's probe must bring vfio-pci back, whatever bound it before.
-            if (onVfio && override != kVfio) {
-                setOverride(device, kVfio);
-                override = kVfio;
-            }
-            resizeBars(device, bars, onVfio);
-            bars.clear();
+    // After its probe: the override the device is to keep.
+    void unpin(const Move& move)
+    {
+        if (move.pin != move.target->driverOverride)
+            setOverride(*move.device, move.target->driverOverride);
+    }
+
+    // To vfio-pci (or to no driver): every function lets go, highest function first (the
+    // HDMI-audio consumer before the GPU it depends on), then the BARs change with no
+    // driver bound, then each is probed once.
+    void planDetach(std::vector<Move> moves)
+    {
+        std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return b.device->address < a.device->address; });
+        for (const Move& move : moves) {
+            pin(move);
+            if (move.unbind)
+                unbind(move);
         }
-        if (override != target.driverOverride)
-            setOverride(device, target.driverOverride);
-        if (device.driver != target.driver) {
-            if (!device.driver.empty())
-                unbind(device, device.driver);
-            if (target.driver != kVfio && !bars.empty()) {
-                resizeBars(device, bars, false);
-                bars.clear();
-            }
-            if (!target.driver.empty())
-                probe(device, target.driver);
+        for (const Move& move : moves)
+            resize(move);
+        std::reverse(moves.begin(), moves.end());
+        for (const Move& move : moves) {
+            if (!move.probe.empty())
+                probe(move);
+            unpin(move);
         }
-        if (!bars.empty())
-            resizeBars(device, bars, target.driver == kVfio);
+    }
+
+    // Back to host drivers: one device after the other, the GPU function first (its
+    // driver provides the audio component the HDMI-audio function binds to).
+    void planAttach(std::vector<Move> moves)
+    {
+        std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return a.device->address < b.device->address; });
+        for (const Move& move : moves) {
+            pin(move);
+            if (move.unbind)
+                unbind(move);
+            resize(move);
+            probe(move);
+            unpin(move);
+        }
     }
 
     const std::map<PciAddress, PciDevice>& present_;

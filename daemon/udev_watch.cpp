@@ -50,7 +50,7 @@ UdevWatch::UdevWatch(sd_event* event, Handler handler) : handler_(std::move(hand
         udev_unref(udev_);
         throw std::runtime_error("cannot open the udev monitor (is /run/udev there?)");
     }
-    for (const char* subsystem : {"pci", "drm", "sound"})
+    for (const char* subsystem : {"pci", "drm", "sound", "drivers"})
         udev_monitor_filter_add_match_subsystem_devtype(monitor_, subsystem, nullptr);
     udev_monitor_set_receive_buffer_size(monitor_, kReceiveBufferBytes);
     int r = udev_monitor_enable_receiving(monitor_);

@@ -27,7 +27,8 @@ struct UdevEvent {
 // whose sysfs directory is already gone.
 std::optional<PciAddress> pciAddressInDevpath(const std::string& devpath);
 
-// udev's processed events for pci, drm and sound, delivered on the sd-event loop.
+// udev's processed events for pci, drm, sound and drivers (a PCI driver registering:
+// "add" of /bus/pci/drivers/NAME), delivered on the sd-event loop.
 class UdevWatch {
 public:
     using Handler = std::function<void(const UdevEvent&)>;

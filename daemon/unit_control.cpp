@@ -71,6 +71,10 @@ void UnitControl::jobRemoved(const std::string& job, const std::string& result)
         waiting.done("the job for " + waiting.unit + " ended with \"" + result + "\"");
         return;
     }
+    if (waiting.expectedState.empty()) {
+        waiting.done(std::nullopt);
+        return;
+    }
     activeState(waiting.unit, [waiting](const std::optional<std::string>& error, const std::string& state) {
         if (error)
             waiting.done(error);

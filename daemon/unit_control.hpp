@@ -28,6 +28,9 @@ public:
     // ActiveState must be the state a finished job leaves.
     void start(const std::string& unit, const Done& done) { runJob("StartUnit", unit, "active", done); }
     void stop(const std::string& unit, const Done& done) { runJob("StopUnit", unit, "inactive", done); }
+    // A oneshot unit without RemainAfterExit (modprobe@.service) is inactive again once
+    // its job is done: only the job's result counts.
+    void runOnce(const std::string& unit, const Done& done) { runJob("StartUnit", unit, {}, done); }
 
     void activeState(const std::string& unit, const StateDone& done);
     // Whether systemd has the unit (loaded or loadable, not "not-found").

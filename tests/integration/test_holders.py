@@ -48,19 +48,21 @@ def a_holder_that_leaves_lets_prepare_go_on(sim):
 @case(config=profile(holders='ignore'))
 def ignore_goes_on_and_names_the_holder(sim):
     holder = sim.hold('dri/card1')
-    sound = sim.hold('snd/controlC1')
+    sound = sim.hold('snd/controlC1', reacts=True)
     steps = Manager(sim.bus).prepare('win11')
     line = next(step for step in steps if 'holds' in step)
     assert f'ignored {holder.pid} (sleep) holds /dev/dri/card1' in line, steps
-    assert f'{sound.pid} (sleep) holds /dev/snd/controlC1' in line, line
+    assert f'{sound.pid} (head) holds /dev/snd/controlC1' in line, line
     assert sim.device_state(GPU)['driver'] == 'vfio-pci'
 
 
 @case(config=profile())
-def sound_holders_are_noted_not_waited_for(sim):
-    sound = sim.hold('snd/controlC1')
+def sound_holders_are_noted_and_the_unbind_waits_until_they_close(sim):
+    # PipeWire and PulseAudio close a card's files when the driver disconnects it.
+    sound = sim.hold('snd/controlC1', reacts=True)
     steps = Manager(sim.bus).prepare('win11')
-    assert any(f'{sound.pid} (sleep) holds /dev/snd/controlC1' in step for step in steps), steps
+    assert any(f'{sound.pid} (head) holds /dev/snd/controlC1' in step for step in steps), steps
+    assert sound.wait(5) == 0, 'the holder saw the card disconnected and closed it'
     assert sim.device_state(AUDIO)['driver'] == 'vfio-pci'
 
 

@@ -11,6 +11,9 @@ DIR/kernel, served here: a write blocks its writer for the modelled time and fai
 kernel's errno, which a plain testbed file cannot do. DIR/kernel/control takes JSON commands
 (fault injection, loading a driver, the latency model) and reads back the history of writes.
 
+Each model follows the kernel source it names; DESIGN.md's kernel facts were measured on
+a real 6.1 kernel.
+
 Prints "READY" on stdout when the tree is built and the file system is mounted; unmounts
 on SIGTERM. Runs only where /sys is an empty tmpfs (the harness's mount namespace).
 """
@@ -18,6 +21,7 @@ import argparse
 import errno
 import json
 import os
+import select
 import stat
 import sys
 import threading
@@ -61,6 +65,15 @@ class Device:
         self.subsystem_vendor = int(spec.get('subsystem_vendor', spec['vendor']), 16)
         self.subsystem_device = int(spec.get('subsystem_device', spec['device']), 16)
         self.default_driver = spec.get('default_driver', spec.get('driver'))
+        # Drivers whose ID tables match the device, in the order they registered: a probe
+        # without driver_override binds the first one loaded (drivers/base/dd.c,
+        # __device_attach walks the bus's driver list).
+        self.matching_drivers = spec.get('matching_drivers', [self.default_driver] if self.default_driver else [])
+        # Largest size the bridge window above 4 GiB can give BAR 0 (None: no limit).
+        self.window = parse_size(spec['window']) if 'window' in spec else None
+        # The kernel's device_lock(): held by bind, unbind, drivers_probe, resourceN_resize
+        # and driver_override, written or read (drivers/base/dd.c, drivers/pci/pci-sysfs.c).
+        self.lock = threading.Lock()
         self.iommu_group = spec.get('iommu_group')
         self.boot_vga = spec.get('boot_vga')
         self.devpath = devpath           # /devices/pci0000:00/...
@@ -258,20 +271,48 @@ class FakeKernel:
         return effect
 
     def write_override(self, device, value):
-        # driver_override_store(): up to the first newline; empty clears it.
+        # driver_override_store() -> driver_set_override(): under the device lock, up to
+        # the first newline; empty clears it.
         text = value.split('\n', 1)[0]
-        with self.lock:
+        with device.lock, self.lock:
             device.override = text or None
 
     def unbind(self, driver, device):
-        if device.driver != driver:
-            raise KernelError(errno.ENODEV)
-        effect = self.fault_effect('unbind', device, driver)
-        self.model_latency(driver, 'unbind')
-        if effect == 'noop':
-            return
+        # unbind_store() -> device_driver_detach() -> the driver's remove() under the
+        # device lock (drivers/base/bus.c, drivers/base/dd.c).
+        with device.lock:
+            if device.driver != driver:
+                raise KernelError(errno.ENODEV)
+            effect = self.fault_effect('unbind', device, driver)
+            self.model_latency(driver, 'unbind')
+            if effect == 'noop':
+                return
+            announce = effect != 'no-event'
+            if self.machine['drivers'].get(driver, {}).get('remove_waits_for_open_files'):
+                self.disconnect_and_wait(device, announce)
+            with self.lock:
+                self.detach(device, announce=announce)
+
+    def disconnect_and_wait(self, device, announce):
+        """An HDA-like remove(): snd_card_disconnect() unregisters the card's device nodes
+        (their "remove" events) and wakes every open file with an error, then
+        snd_card_free() waits until the last of them is closed (sound/core/init.c).
+        A holder that reacts closes; one that does not keeps the unbind blocked."""
         with self.lock:
-            self.detach(device, announce=effect != 'no-event')
+            masters = self.remove_children(device, announce, keep_nodes=True)
+        for master in masters:
+            os.write(master, b'disconnected\n')
+        waiting = select.poll()
+        for master in masters:
+            waiting.register(master, select.POLLHUP)
+        pending = set(masters)
+        # A pty master reports POLLHUP while no process has its slave open.
+        while pending:
+            for fd, _ in waiting.poll():
+                pending.discard(fd)
+                waiting.unregister(fd)
+        for master in masters:
+            os.close(master)
 
     def bind(self, driver, device, operation):
         fault = self.take_fault(operation, device, driver)
@@ -285,36 +326,59 @@ class FakeKernel:
             self.attach(device, driver, announce=effect != 'no-event')
 
     def write_bind(self, driver, device):
-        if device.driver is not None:
-            raise KernelError(errno.EBUSY)
-        if not self.matches(driver, device):
-            raise KernelError(errno.ENODEV)
-        self.bind(driver, device, 'bind')
+        with device.lock:
+            if device.driver is not None:
+                raise KernelError(errno.EBUSY)
+            if not self.matches(driver, device):
+                raise KernelError(errno.ENODEV)
+            self.bind(driver, device, 'bind')
 
     def write_probe(self, device):
-        if device.driver is not None:
-            return
-        candidate = device.override if device.override is not None else device.default_driver
-        # An override naming an absent driver binds nothing, and the write still succeeds.
-        if candidate in self.drivers:
-            self.bind(candidate, device, 'probe')
+        with device.lock:
+            if device.driver is not None:
+                return
+            if device.override is not None:
+                candidate = device.override
+            else:
+                candidate = next((name for name in device.matching_drivers if name in self.drivers), None)
+            # An override naming an absent driver binds nothing, and the write still succeeds.
+            if candidate in self.drivers:
+                self.bind(candidate, device, 'probe')
 
     def write_resize(self, device, index, value):
+        # __resource_resize_store() (drivers/pci/pci-sysfs.c, 6.1): under the device lock,
+        # EBUSY while any driver is bound; pci_resize_resource() fails with ENOSPC when the
+        # bridge window has no room for the new size.
         try:
             bit = int(value.strip(), 0)
         except ValueError as e:
             raise KernelError(errno.EINVAL) from e
-        if device.driver is not None:
-            raise KernelError(errno.EBUSY)
-        bar = device.bars[index]
-        if bit < 0 or not (bar['mask'] >> bit) & 1:
-            raise KernelError(errno.EINVAL)
-        effect = self.fault_effect('resize', device, None)
-        self.model_latency(None, 'resize')
-        if effect == 'noop':
+        with device.lock:
+            if device.driver is not None:
+                raise KernelError(errno.EBUSY)
+            bar = device.bars[index]
+            if bit < 0 or not (bar['mask'] >> bit) & 1:
+                raise KernelError(errno.EINVAL)
+            if device.window is not None and (MIB << bit) > device.window:
+                raise KernelError(errno.ENOSPC)
+            effect = self.fault_effect('resize', device, None)
+            self.model_latency(None, 'resize')
+            if effect == 'noop':
+                return
+            with self.lock:
+                bar['size'] = MIB << bit
+                self.write_resource_file(device)
+
+    def grow_bar0(self, device):
+        """amdgpu_device_resize_fb_bar(): at probe, BAR 0 grows to the largest size the
+        device supports and the window has room for."""
+        bar = device.bars.get(0)
+        if not bar or not bar['mask']:
             return
-        with self.lock:
-            bar['size'] = MIB << bit
+        sizes = [MIB << bit for bit in range(64) if (bar['mask'] >> bit) & 1]
+        fitting = [size for size in sizes if device.window is None or size <= device.window]
+        if fitting and max(fitting) > bar['size']:
+            bar['size'] = max(fitting)
             self.write_resource_file(device)
 
     def attach(self, device, driver, announce=True):
@@ -322,6 +386,8 @@ class FakeKernel:
         self.link(self.path('bus/pci/drivers', driver, device.address), self.path(device.devpath))
         device.driver = driver
         self.write_uevent_file(device)
+        if self.machine['drivers'].get(driver, {}).get('grows_bar0'):
+            self.grow_bar0(device)
         creates = self.machine['drivers'].get(driver, {}).get('creates')
         if creates == 'drm':
             minor = self.lowest_free('drm', 'card')
@@ -346,22 +412,33 @@ class FakeKernel:
             if os.path.isdir(self.path('class', subsystem)) else set()
         return next(n for n in range(len(taken) + 1) if n not in taken)
 
-    def detach(self, device, announce=True):
-        driver = device.driver
+    def remove_children(self, device, announce, keep_nodes=False):
+        """The driver's DRM and sound devices go (with "remove" events); returns the pty
+        masters of their nodes when keep_nodes (open files outlive the nodes)."""
         children, device.children = device.children, []
+        kept = []
         if announce:
             for subsystem, devpath, properties in reversed(children):
                 self.events.send('remove', devpath, subsystem, properties)
         for subsystem, devpath, properties in reversed(children):
             name = devpath.rsplit('/', 1)[1]
             if 'DEVNAME' in properties:
-                self.remove_node(properties['DEVNAME'])
+                if keep_nodes:
+                    kept.append(self.nodes.pop(properties['DEVNAME']))
+                    os.unlink(os.path.join(self.testbed, 'dev', properties['DEVNAME']))
+                else:
+                    self.remove_node(properties['DEVNAME'])
             if subsystem in ('drm', 'sound') and os.path.lexists(self.path('class', subsystem, name)):
                 os.unlink(self.path('class', subsystem, name))
             self.remove_tree(self.path(devpath))
         for directory in ('drm', 'sound'):
             if os.path.isdir(os.path.join(self.path(device.devpath), directory)):
                 os.rmdir(os.path.join(self.path(device.devpath), directory))
+        return kept
+
+    def detach(self, device, announce=True):
+        driver = device.driver
+        self.remove_children(device, announce)
         os.unlink(os.path.join(self.path(device.devpath), 'driver'))
         os.unlink(self.path('bus/pci/drivers', driver, device.address))
         device.driver = None
@@ -498,7 +575,10 @@ class FakeKernel:
         if len(parts) == 3 and parts[0] == 'devices' and parts[1] in self.devices:
             device = self.devices[parts[1]]
             if parts[2] == 'driver_override':
-                return (device.override or '(null)') + '\n'
+                # driver_override_show() takes the device lock: a read waits for a
+                # remove() or probe() in progress, forever on a wedged device.
+                with device.lock:
+                    return (device.override or '(null)') + '\n'
             if parts[2].startswith('resource') and parts[2].endswith('_resize'):
                 index = int(parts[2][len('resource'):-len('_resize')])
                 return f'{device.bars[index]["mask"]:016x}\n'
@@ -516,8 +596,13 @@ class FakeKernel:
             elif operation == 'load-driver':
                 if command['driver'] not in self.drivers:
                     self.add_driver(command['driver'])
+                    # bus_add_driver(): the driver's kobject is announced, subsystem "drivers".
+                    self.events.send('add', f'/bus/pci/drivers/{command["driver"]}', 'drivers', {})
             elif operation == 'remove-device':
                 self.remove_device(self.devices[command['device']])
+            elif operation == 'window':
+                # What the bridge window above 4 GiB has room for (firmware, other devices).
+                self.devices[command['device']].window = parse_size(command['size'])
             elif operation == 'rescan':
                 self.rescan()
             elif operation == 'latency':

@@ -438,11 +438,15 @@ class Simulation:
         with open(self.control) as f:
             return json.load(f)
 
-    def hold(self, devname):
-        """Starts a process (sleep) that keeps <testbed>/dev/<devname> open, as a
-        compositor holds /dev/dri/card1 or QEMU /dev/vfio/14. End it with .kill()."""
+    def hold(self, devname, reacts=False):
+        """Starts a process that keeps <testbed>/dev/<devname> open, as a compositor holds
+        /dev/dri/card1 or QEMU /dev/vfio/14. One that reacts closes it when the driver
+        disconnects the node (as PipeWire does with a sound card); one that does not
+        (sleep) keeps it until .kill()."""
         node = os.path.realpath(os.path.join(self.testbed, 'dev', devname))
-        holder = subprocess.Popen(['sh', '-c', 'exec sleep 600 3<>"$0"', node])
+        # The simulated disconnect writes a line to the node's pty; head reads it and exits.
+        program = 'exec 3<>"$0"; exec head -n1 <&3 >/dev/null' if reacts else 'exec sleep 600 3<>"$0"'
+        holder = subprocess.Popen(['sh', '-c', program, node])
         self.processes.append(holder)
         deadline = time.monotonic() + 5
         while not (os.path.exists(f'/proc/{holder.pid}/fd/3') and
@@ -451,6 +455,11 @@ class Simulation:
                 raise RuntimeError(f'the holder of {devname} did not start')
             time.sleep(0.01)
         return holder
+
+    def sound_control_node(self, address):
+        """The devname of a sound function's control node, e.g. "snd/controlC1"."""
+        cards = os.listdir(self.sysfs(f'bus/pci/devices/{address}/sound'))
+        return f'snd/controlC{cards[0][len("card"):]}'
 
     def sysfs(self, relative):
         return os.path.join(self.testbed, 'sys', relative)

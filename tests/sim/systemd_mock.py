@@ -15,7 +15,12 @@ Parameters (JSON through dbusmock's -p):
 Mock methods (org.freedesktop.DBus.Mock), for tests:
   SetJobBehaviour(unit, operation, result, delay_ms): the next "start" or "stop" job of the
       unit ends with result "done", "failed" (JobRemoved says so, the unit is failed) or
-      "hang" (the job never finishes); delay_ms -1 keeps the unit's modelled time.
+      "hang" (the job never finishes); delay_ms -1 keeps the unit's modelled time. For
+      modprobe@vfio_pci.service, "modprobe-fails": the job ends "done" and nothing loads.
+
+modprobe@.service behaves as its unit file (systemd's units/modprobe@.service) says:
+Type=oneshot without RemainAfterExit, so the unit is inactive again after its job, and
+ExecStart=-/sbin/modprobe -abq %i, so the job is "done" whether or not the module loaded.
   SetUnitActive(unit, active), SetSystemState(state)
 """
 import json
@@ -89,14 +94,19 @@ def enqueue_job(mock, name, operation):
     set_active_state(mock, unit, 'deactivating' if operation == 'stop' else 'activating')
 
     def finish():
-        if result == 'done':
-            if operation == 'start' and unit == VFIO_MODPROBE_UNIT and mock.kernel_control:
+        if unit == VFIO_MODPROBE_UNIT and operation == 'start' and result in ('done', 'modprobe-fails'):
+            if result == 'done' and mock.kernel_control:
                 with open(mock.kernel_control, 'w') as control:
                     control.write(json.dumps({'op': 'load-driver', 'driver': 'vfio-pci'}))
+            set_active_state(mock, unit, 'inactive')
+            job_result = 'done'
+        elif result == 'done':
             set_active_state(mock, unit, 'active' if operation == 'start' else 'inactive')
+            job_result = 'done'
         else:
             set_active_state(mock, unit, 'failed')
-        mock.EmitSignal(MAIN_IFACE, 'JobRemoved', 'uoss', [job_id, job_path, unit, result])
+            job_result = result
+        mock.EmitSignal(MAIN_IFACE, 'JobRemoved', 'uoss', [job_id, job_path, unit, job_result])
         return False
 
     mock.EmitSignal(MAIN_IFACE, 'JobNew', 'uos', [job_id, job_path, unit])

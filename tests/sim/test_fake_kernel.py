@@ -218,6 +218,110 @@ def systemd_mock_loads_vfio_pci(sim):
     assert [args[3] for _, _, args in removed] == ['done']
     assert os.path.isdir(sim.sysfs('bus/pci/drivers/vfio-pci'))
     assert os.path.exists(sim.sysfs('bus/pci/drivers/vfio-pci/bind'))
+    # Type=oneshot without RemainAfterExit: inactive again once its job is done.
+    assert sim.unit_state('modprobe@vfio_pci.service') == 'inactive'
+
+
+@case(machine='b550-vega64', daemon=False)
+def systemd_mock_modprobe_fails_yet_its_job_is_done(sim):
+    listener = UdevListener(sim)
+    mock = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock')
+    sim.bus.call(*mock, 'SetJobBehaviour', 'sssi', ('modprobe@vfio_pci.service', 'start', 'modprobe-fails', 0))
+    removed = sim.bus.subscribe('org.freedesktop.systemd1', 'org.freedesktop.systemd1.Manager', 'JobRemoved')
+    sim.bus.call('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager',
+                 'StartUnit', 'ss', ('modprobe@vfio_pci.service', 'replace'))
+    assert sim.bus.wait_until(lambda: removed)
+    assert removed[0][2][3] == 'done'
+    assert sim.unit_state('modprobe@vfio_pci.service') == 'inactive'
+    assert not os.path.exists(sim.sysfs('bus/pci/drivers/vfio-pci'))
+    # A module that loads is announced; this one was not.
+    sim.kernel(op='load-driver', driver='vfio-pci')
+    assert listener.wait_for(1)[-1] == ('add', 'vfio-pci', ''), listener.events
+    assert listener.events[-1]['subsystem'] == 'drivers'
+    listener.close()
+
+
+def write_in_background(sim, relative, value):
+    """Starts a write as the daemon's writer makes it; returns (thread, results)."""
+    results = []
+    thread = threading.Thread(target=lambda: results.append(errno_of(sim.sysfs_write, relative, value)), daemon=True)
+    thread.start()
+    return thread, results
+
+
+def read_in_background(sim, relative):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(read(sim, relative)), daemon=True)
+    thread.start()
+    return thread, results
+
+
+@case(daemon=False)
+def driver_override_read_waits_for_the_device_lock(sim):
+    sim.kernel(op='fault', on='unbind', device=GPU, effect='hang')
+    unbind, unbound = write_in_background(sim, 'bus/pci/drivers/amdgpu/unbind', GPU)
+    time.sleep(0.2)
+    reader, read_value = read_in_background(sim, f'bus/pci/devices/{GPU}/driver_override')
+    reader.join(0.5)
+    assert reader.is_alive() and not read_value, 'driver_override_show() must wait for the remove() in progress'
+    # Other devices and the device's lock-free attributes answer meanwhile.
+    assert read(sim, f'bus/pci/devices/{AUDIO}/driver_override') == '(null)\n'
+    assert read(sim, f'bus/pci/devices/{GPU}/vendor') == '0x1002\n'
+    sim.kernel(op='release-hung')
+    unbind.join(5)
+    reader.join(5)
+    assert unbound == ['EIO'] and read_value == ['(null)\n'], (unbound, read_value)
+
+
+@case(daemon=False)
+def hda_unbind_waits_until_every_sound_file_is_closed(sim):
+    listener = UdevListener(sim)
+    control = sim.sound_control_node(AUDIO)
+    stubborn = sim.hold(control)
+    unbind, result = write_in_background(sim, 'bus/pci/drivers/snd_hda_intel/unbind', AUDIO)
+    unbind.join(1.0)
+    assert unbind.is_alive(), 'snd_card_free() waits for the open control file'
+    # Disconnected first: the node is gone, the driver still bound.
+    events = listener.wait_for(1)
+    assert events[0] == ('remove', control.split('/')[1], ''), events
+    assert os.path.lexists(sim.sysfs(f'bus/pci/devices/{AUDIO}/driver'))
+    stubborn.kill()
+    stubborn.wait()
+    unbind.join(5)
+    assert result == ['ok'], result
+    assert listener.wait_for(3)[-1] == ('unbind', AUDIO, ''), listener.events
+    listener.close()
+
+
+@case(daemon=False)
+def hda_unbind_goes_on_once_a_reacting_holder_closes(sim):
+    reacting = sim.hold(sim.sound_control_node(AUDIO), reacts=True)
+    unbind, result = write_in_background(sim, 'bus/pci/drivers/snd_hda_intel/unbind', AUDIO)
+    unbind.join(5)
+    assert result == ['ok'], result
+    assert reacting.wait(5) == 0
+
+
+@case(daemon=False)
+def resize_needs_no_driver_and_room_in_the_window(sim):
+    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', GPU)
+    sim.kernel(op='window', device=GPU, size='8G')
+    assert errno_of(sim.sysfs_write, f'bus/pci/devices/{GPU}/resource0_resize', '14') == 'ENOSPC'
+    assert errno_of(sim.sysfs_write, f'bus/pci/devices/{GPU}/resource0_resize', '13') == 'ok'
+    assert sim.device_state(GPU)['bar_sizes'][0] == 8 * GIB
+    sim.sysfs_write(f'bus/pci/devices/{GPU}/driver_override', 'vfio-pci')
+    sim.sysfs_write('bus/pci/drivers_probe', GPU)
+    assert errno_of(sim.sysfs_write, f'bus/pci/devices/{GPU}/resource0_resize', '12') == 'EBUSY'
+
+
+@case(daemon=False)
+def amdgpu_probe_grows_bar0_to_what_fits(sim):
+    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', GPU)
+    sim.sysfs_write(f'bus/pci/devices/{GPU}/resource0_resize', '8')  # 256M
+    sim.kernel(op='window', device=GPU, size='8G')
+    sim.sysfs_write('bus/pci/drivers_probe', GPU)
+    assert sim.device_state(GPU)['driver'] == 'amdgpu'
+    assert sim.device_state(GPU)['bar_sizes'][0] == 8 * GIB
 
 
 @case(daemon=False, units=[{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True,
