@@ -119,6 +119,9 @@ int SysfsWriter::onExit(sd_event_source*, int, uint32_t, void* userdata)
     int error = EIO;
     if (::waitpid(child->write.pid, &status, WNOHANG) == child->write.pid && WIFEXITED(status))
         error = WEXITSTATUS(status);
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - child->write.started);
+    log::debug("writing " + child->write.path.string() + " returned after " + std::to_string(took.count()) + " us",
+               {{"DEVICE", child->device.str()}, {"WRITE_USEC", std::to_string(took.count())}});
     if (child->wedged)
         log::warning("writing " + child->write.path.string() + " returned after " +
                         seconds(std::chrono::steady_clock::now() - child->write.started) + " (" +

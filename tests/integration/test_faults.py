@@ -125,5 +125,48 @@ def killed_at_any_step_and_restarted_returns_to_before(sim):
         print(f'killed at step {step} of {steps} ({interrupted["name"]}): rolled back after the restart', flush=True)
 
 
+@case(config=SLOW_CONFIG, latency=True, units=[{'name': 'gdm.service', 'aliases': ['display-manager.service'],
+                                                'active': True, 'stop_ms': 300, 'start_ms': 300}])
+def killed_at_any_release_step_and_restarted_ends_released(sim):
+    """Its VM is gone: an interrupted release is completed, never rolled back to vfio-pci."""
+    manager = Manager(sim.bus)
+    before = machine_state(sim)
+    manager.prepare('win11')
+    steps = len(manager.release('win11', dry_run=True))
+    for step in range(1, steps + 1):
+        if step > 1:
+            manager.prepare('win11')
+        progress = sim.bus.subscribe('org.gpuswap1', 'org.gpuswap1.Manager', 'Progress')
+        manager.call_async('ReleaseVM', 'sa{sv}', ('win11', variants({})))
+        assert sim.bus.wait_until(lambda: any(args[1] == step for _, _, args in progress), timeout=30), step
+        sim.daemon.kill()
+        sim.daemon.wait()
+        interrupted = journal(sim)['operation']
+        assert interrupted and interrupted['name'] == 'release:win11', interrupted
+        sim.start_daemon()
+        assert sim.bus.wait_until(lambda: journal(sim)['operation'] is None, timeout=60), step
+        assert sim.bus.wait_until(lambda: machine_state(sim) == before, timeout=10), (step, machine_state(sim))
+        assert manager.get('PreparedVMs') == []
+        print(f'killed at release step {step} of {steps}: completed after the restart', flush=True)
+
+
+@case(machine='b550-vega64', config={'timeouts_ms': {'unit': 2000, 'bind': 2000, 'holders': 1000},
+                                     'vms': {'win10': {'devices': ['0000:0b:00.0', '0000:0b:00.1']}}})
+def modprobe_that_loads_nothing_is_no_such_driver(sim):
+    """modprobe@.service's job is "done" even when modprobe failed: only the driver's
+    directory tells, and its absence is reported with where to look."""
+    manager = Manager(sim.bus)
+    before = machine_state(sim)
+    sim.bus.call(*MOCK, 'SetJobBehaviour', 'sssi', ('modprobe@vfio_pci.service', 'start', 'modprobe-fails', 0))
+    message = manager.expect_error('org.gpuswap1.Error.NoSuchDriver', 'PrepareVM', 'sa{sv}', ('win10', {}))
+    assert 'journalctl -u modprobe@vfio_pci.service' in message and 'rolled back' in message, message
+    assert machine_state(sim) == before
+    assert sim.kernel_state()['writes'] == [], 'nothing is written before vfio-pci is there'
+    # Loaded for real, the same call succeeds: the unit is inactive after its job, as on systemd.
+    manager.prepare('win10')
+    assert sim.unit_state('modprobe@vfio_pci.service') == 'inactive'
+    assert sim.device_state('0000:0b:00.0')['driver'] == 'vfio-pci'
+
+
 if __name__ == '__main__':
     main()
