@@ -164,16 +164,31 @@ void Executor::startStep(const Step& step)
     case StepKind::WaitDrmHolders: {
         std::map<dev_t, std::string> drm;
         std::map<dev_t, std::string> sound;
+        std::map<dev_t, std::string> nvidia;
         for (const PciAddress& address : step.devices) {
             DeviceNodes nodes = deviceNodes(context_.sysfs.devicePath(address));
             drm.merge(nodes.drm);
             sound.merge(nodes.sound);
+            const auto device = context_.sysfs.readDevice(address);
+            if (const dev_t number = device ? nodeNumber(device->nvidiaNode) : 0)
+                nvidia.emplace(number, device->nvidiaNode);
+        }
+        std::string note;
+        if (step.holders == HolderPolicy::Ignore) {
+            const auto ignored = findHolders(drm);
+            note = ignored.empty() ? std::string(": none") : ": ignored " + describeHolders(ignored);
+            drm.clear();
         }
         const auto soundHolders = findHolders(sound);
-        const std::string soundNote =
-            soundHolders.empty() ? std::string() : "; sound nodes in use (the unbind disconnects them and waits until they are closed): " +
-                                         describeHolders(soundHolders);
-        startHolderStep(std::move(drm), step.holders, soundNote);
+        if (!soundHolders.empty())
+            note += "; sound nodes in use (the unbind disconnects them and waits until they are closed): " +
+                    describeHolders(soundHolders);
+        drm.merge(nvidia);
+        if (drm.empty()) {
+            complete(std::nullopt, note);
+            return;
+        }
+        startHolderStep(std::move(drm), note);
         return;
     }
     case StepKind::WaitVfioFree: {
@@ -182,7 +197,7 @@ void Executor::startStep(const Step& step)
             complete(std::nullopt);
             return;
         }
-        startHolderStep({{number, "/dev/vfio/" + std::to_string(step.group)}}, HolderPolicy::Wait, {});
+        startHolderStep({{number, "/dev/vfio/" + std::to_string(step.group)}}, {});
         return;
     }
     case StepKind::SetOverride: {
@@ -318,22 +333,17 @@ void Executor::startUnitStep(const Step& step, bool start)
     });
 }
 
-void Executor::startHolderStep(std::map<dev_t, std::string> nodes, HolderPolicy policy, const std::string& soundNote)
+void Executor::startHolderStep(std::map<dev_t, std::string> nodes, const std::string& note)
 {
-    if (policy == HolderPolicy::Ignore) {
-        const auto holders = findHolders(nodes);
-        complete(std::nullopt, (holders.empty() ? std::string(": none") : ": ignored " + describeHolders(holders)) + soundNote);
-        return;
-    }
     setDeadline(timeouts_.holders, [this] {
         return Failure(ErrorCode::DeviceBusy, "still in use after " + millis(timeouts_.holders) + ": " +
                                                   describeHolders(holderWait_->holders()) +
                                                   "; close these programs (or use \"holders\": \"ignore\") and try again");
     });
     const uint64_t serial = serial_;
-    holderWait_ = std::make_unique<HolderWait>(context_.event, std::move(nodes), [this, serial, soundNote] {
+    holderWait_ = std::make_unique<HolderWait>(context_.event, std::move(nodes), [this, serial, note] {
         if (serial == serial_)
-            complete(std::nullopt, soundNote);
+            complete(std::nullopt, note);
     });
 }
 

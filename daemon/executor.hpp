@@ -61,7 +61,8 @@ private:
     void evaluate();
 
     void startUnitStep(const Step& step, bool start);
-    void startHolderStep(std::map<dev_t, std::string> nodes, HolderPolicy policy, const std::string& soundNote);
+    // Until none of the nodes is held; `note` is appended to the step's line.
+    void startHolderStep(std::map<dev_t, std::string> nodes, const std::string& note);
     void startWrite(const Step& step, const std::filesystem::path& path, const std::string& value,
                     std::function<void()> afterWrite);
     // The step's write passed its deadline: its device is wedged until the write returns.

@@ -57,6 +57,14 @@ std::string describeHolders(const std::vector<Holder>& holders)
     return text;
 }
 
+dev_t nodeNumber(const fs::path& node)
+{
+    struct stat status {};
+    if (node.empty() || ::stat(node.c_str(), &status) != 0 || !S_ISCHR(status.st_mode))
+        return 0;
+    return status.st_rdev;
+}
+
 dev_t readDeviceNumber(const fs::path& devAttribute)
 {
     std::ifstream file(devAttribute);

@@ -27,6 +27,9 @@ std::vector<Holder> findHolders(const std::map<dev_t, std::string>& nodes, const
 // "1234 (Xorg) holds /dev/dri/card1, 1250 (pipewire) holds /dev/snd/controlC1"
 std::string describeHolders(const std::vector<Holder>& holders);
 
+// The device number of a character device node ("/dev/nvidia0"); 0 when there is none.
+dev_t nodeNumber(const std::filesystem::path& node);
+
 // The device number in a sysfs "dev" attribute ("226:1"); 0 when unreadable.
 dev_t readDeviceNumber(const std::filesystem::path& devAttribute);
 

@@ -77,6 +77,22 @@ std::vector<std::string> readDrmNodes(const fs::path& device)
     return nodes;
 }
 
+// NVIDIA's driver makes no sysfs node for /dev/nvidiaN; it names the minor in
+// /proc/driver/nvidia/gpus/<address>/information ("Device Minor: 0").
+std::string readNvidiaNode(const fs::path& proc, const PciAddress& address)
+{
+    std::ifstream information(proc / "driver/nvidia/gpus" / address.str() / "information");
+    std::string line;
+    while (std::getline(information, line)) {
+        if (!line.starts_with("Device Minor:"))
+            continue;
+        const auto minor = line.find_first_of("0123456789");
+        if (minor != std::string::npos)
+            return "/dev/nvidia" + std::to_string(parseNumber<unsigned>(line.substr(minor), 10));
+    }
+    return {};
+}
+
 } // namespace
 
 std::optional<std::string> readAttribute(const fs::path& path)
@@ -131,6 +147,8 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     device.bootVga = readAttribute(path / "boot_vga") == "1";
     device.bars = readBars(path, locked, known);
     device.drmNodes = readDrmNodes(path);
+    if (device.driver == "nvidia")
+        device.nvidiaNode = readNvidiaNode(proc_, address);
     lastRead_.insert_or_assign(address, device);
     return device;
 }

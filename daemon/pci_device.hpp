@@ -33,6 +33,8 @@ struct PciDevice {
     bool bootVga = false;
     std::vector<PciBar> bars{};           // memory BARs 0-5 that have a size
     std::vector<std::string> drmNodes{};  // "/dev/dri/card1", "/dev/dri/renderD128"
+    // On NVIDIA's proprietary driver: "/dev/nvidia0", from the driver's "Device Minor".
+    std::string nvidiaNode{};
 
     bool isDisplayController() const { return (classCode >> 16) == 0x03; }
     bool isBridge() const { return (classCode >> 16) == 0x06; }
@@ -47,7 +49,10 @@ std::optional<std::string> readAttribute(const std::filesystem::path& path);
 // preload, which redirects it), a plain directory tree in unit tests.
 class Sysfs {
 public:
-    explicit Sysfs(std::filesystem::path root = "/sys") : root_(std::move(root)) {}
+    explicit Sysfs(std::filesystem::path root = "/sys", std::filesystem::path proc = "/proc")
+        : root_(std::move(root)), proc_(std::move(proc))
+    {
+    }
 
     // From then on, a device whose lock a write of ours holds is read without the
     // attributes that take that lock: driver_override and the resizable-BAR masks keep
@@ -69,6 +74,7 @@ public:
 
 private:
     std::filesystem::path root_;
+    std::filesystem::path proc_;
     const DeviceLocks* locks_ = nullptr;
     mutable std::map<PciAddress, PciDevice> lastRead_;
 };

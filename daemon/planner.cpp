@@ -82,13 +82,16 @@ public:
     }
 
 private:
-    // Before the first unbind from a host driver: nothing may have the DRM nodes open.
-    // Sound nodes are only noted: the unbind itself waits until their files are closed
-    // (snd_card_free), and their holders see the card disconnected first.
+    // Before the first unbind from a host driver: nothing may have the DRM nodes open
+    // (or, with "holders": "ignore", their holders are noted). NVIDIA's nodes are always
+    // waited for: its remove() never returns while one is open. Sound nodes are only
+    // noted: the unbind itself waits until their files are closed (snd_card_free), and
+    // their holders see the card disconnected first.
     void planDrmHolders(const std::vector<Move>& detaching, const std::vector<Move>& attaching)
     {
         std::vector<PciAddress> devices;
-        std::string nodes;
+        std::string drm;
+        std::string nvidia;
         std::vector<const Move*> moves;
         for (const auto* group : {&detaching, &attaching})
             for (const Move& move : *group)
@@ -100,19 +103,27 @@ private:
                 continue;
             devices.push_back(device.address);
             if (!device.drmNodes.empty())
-                nodes += (nodes.empty() ? "" : ", ") + nodeList(device);
+                drm += (drm.empty() ? "" : ", ") + nodeList(device);
+            if (!device.nvidiaNode.empty())
+                nvidia += (nvidia.empty() ? "" : ", ") + device.nvidiaNode;
         }
         if (devices.empty())
             return;
-        std::string description;
-        if (nodes.empty()) {
+        const bool ignore = transition_.holders == HolderPolicy::Ignore;
+        std::string noted;
+        std::string waited = nvidia;
+        if (ignore && !drm.empty())
+            noted = "note the processes that hold " + drm;
+        else if (!drm.empty())
+            waited = drm + (nvidia.empty() ? "" : ", ") + nvidia;
+        std::string description = noted;
+        if (!waited.empty())
+            description += (description.empty() ? "" : "; ") + std::string("wait until no process holds ") + waited;
+        if (description.empty()) {
             std::string names;
             for (const PciAddress& address : devices)
                 names += (names.empty() ? "" : ", ") + address.str();
             description = "note the processes that hold the sound nodes of " + names;
-        } else {
-            description = (transition_.holders == HolderPolicy::Ignore ? "note the processes that hold "
-                                                                       : "wait until no process holds ") + nodes;
         }
         steps_.push_back({.kind = StepKind::WaitDrmHolders,
                           .description = description,

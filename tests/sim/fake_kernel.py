@@ -40,6 +40,8 @@ SIZE_SUFFIXES = {'K': 10, 'M': 20, 'G': 30, 'T': 40}
 TESTBED_MARKER = 'gpuswap-testbed'
 WRITE_ONLY_DRIVER_FILES = ('bind', 'unbind', 'new_id', 'remove_id')
 IORESOURCE_MEM_64_PREFETCH = 0x14220c
+# The harness mounts a tmpfs here, in its own mount namespace.
+NVIDIA_PROC = '/proc/driver/nvidia'
 
 
 def parse_size(text):
@@ -48,6 +50,19 @@ def parse_size(text):
 
 def hex_line(value, width):
     return f'0x{value:0{width}x}\n'
+
+
+def wait_until_closed(masters):
+    """Until no process has any of the nodes open: a pty master reports POLLHUP while
+    its slave is open nowhere."""
+    waiting = select.poll()
+    for master in masters:
+        waiting.register(master, select.POLLHUP)
+    pending = set(masters)
+    while pending:
+        for fd, _ in waiting.poll():
+            pending.discard(fd)
+            waiting.unregister(fd)
 
 
 class KernelError(Exception):
@@ -173,6 +188,10 @@ class FakeKernel:
         for attribute in WRITE_ONLY_DRIVER_FILES:
             self.link_into_kernel(os.path.join(directory, attribute), f'drivers/{name}/{attribute}')
         self.drivers[name] = self.machine['drivers'][name]
+        if self.drivers[name].get('creates') == 'nvidia':
+            # The nodes every NVIDIA GPU shares while the module is loaded.
+            for shared in ('nvidiactl', 'nvidia-modeset'):
+                self.make_node(shared)
 
     def add_device_files(self, device):
         directory = self.path(device.devpath)
@@ -288,8 +307,11 @@ class FakeKernel:
             if effect == 'noop':
                 return
             announce = effect != 'no-event'
-            if self.machine['drivers'].get(driver, {}).get('remove_waits_for_open_files'):
+            waits = self.machine['drivers'].get(driver, {}).get('remove_waits_for_open_files')
+            if waits == 'disconnect':
                 self.disconnect_and_wait(device, announce)
+            elif waits == 'in-use':
+                self.wait_while_in_use(device)
             with self.lock:
                 self.detach(device, announce=announce)
 
@@ -302,17 +324,15 @@ class FakeKernel:
             masters = self.remove_children(device, announce, keep_nodes=True)
         for master in masters:
             os.write(master, b'disconnected\n')
-        waiting = select.poll()
-        for master in masters:
-            waiting.register(master, select.POLLHUP)
-        pending = set(masters)
-        # A pty master reports POLLHUP while no process has its slave open.
-        while pending:
-            for fd, _ in waiting.poll():
-                pending.discard(fd)
-                waiting.unregister(fd)
+        wait_until_closed(masters)
         for master in masters:
             os.close(master)
+
+    def wait_while_in_use(self, device):
+        """NVIDIA's remove(): while /dev/nvidiaN is open it waits, uninterruptibly on a
+        real system, and tells nobody (NVIDIA's open kernel modules, nv_pci_remove()
+        loops until the device's usage count drops)."""
+        wait_until_closed([self.nodes[f'nvidia{device.nvidia_minor}']])
 
     def bind(self, driver, device, operation):
         fault = self.take_fault(operation, device, driver)
@@ -393,6 +413,8 @@ class FakeKernel:
             minor = self.lowest_free('drm', 'card')
             self.add_child(device, 'drm', f'card{minor}', True, f'dri/card{minor}', 'drm_minor')
             self.add_child(device, 'drm', f'renderD{128 + minor}', True, f'dri/renderD{128 + minor}', 'drm_minor')
+        elif creates == 'nvidia':
+            self.attach_nvidia(device)
         elif creates == 'sound':
             card = self.lowest_free('sound', 'card')
             self.add_child(device, 'sound', f'card{card}', False, None, None)
@@ -404,6 +426,26 @@ class FakeKernel:
             for subsystem, devpath, properties in device.children:
                 self.events.send('add', devpath, subsystem, properties)
             self.events.send('bind', device.devpath, 'pci', device.uevent_properties())
+
+    def attach_nvidia(self, device):
+        """NVIDIA's proprietary driver: /dev/nvidiaN (major 195 on a real system) with no
+        sysfs node of its own, named by "Device Minor" in
+        /proc/driver/nvidia/gpus/<address>/information; nvidia-drm adds DRM nodes."""
+        taken = {d.nvidia_minor for d in self.devices.values() if getattr(d, 'nvidia_minor', None) is not None}
+        device.nvidia_minor = next(n for n in range(len(taken) + 1) if n not in taken)
+        self.make_node(f'nvidia{device.nvidia_minor}')
+        self.write_file(os.path.join(NVIDIA_PROC, 'gpus', device.address, 'information'),
+                        f'Model: \t\t NVIDIA GeForce RTX 2080\nIRQ:   \t\t 150\nGPU UUID: \t GPU-{device.address}\n'
+                        f'Video BIOS: \t 90.04.23.00.5f\nBus Type: \t PCIe\nDMA Size: \t 47 bits\n'
+                        f'Bus Location: \t {device.address}\nDevice Minor: \t {device.nvidia_minor}\n')
+        minor = self.lowest_free('drm', 'card')
+        self.add_child(device, 'drm', f'card{minor}', True, f'dri/card{minor}', 'drm_minor')
+        self.add_child(device, 'drm', f'renderD{128 + minor}', True, f'dri/renderD{128 + minor}', 'drm_minor')
+
+    def detach_nvidia(self, device):
+        self.remove_node(f'nvidia{device.nvidia_minor}')
+        self.remove_tree(os.path.join(NVIDIA_PROC, 'gpus', device.address))
+        device.nvidia_minor = None
 
     def lowest_free(self, subsystem, prefix):
         """The kernel hands out DRM minors and sound card numbers lowest-free first (idr)."""
@@ -424,8 +466,7 @@ class FakeKernel:
             name = devpath.rsplit('/', 1)[1]
             if 'DEVNAME' in properties:
                 if keep_nodes:
-                    kept.append(self.nodes.pop(properties['DEVNAME']))
-                    os.unlink(os.path.join(self.testbed, 'dev', properties['DEVNAME']))
+                    kept.append(self.unlink_node(properties['DEVNAME']))
                 else:
                     self.remove_node(properties['DEVNAME'])
             if subsystem in ('drm', 'sound') and os.path.lexists(self.path('class', subsystem, name)):
@@ -439,6 +480,8 @@ class FakeKernel:
     def detach(self, device, announce=True):
         driver = device.driver
         self.remove_children(device, announce)
+        if getattr(device, 'nvidia_minor', None) is not None:
+            self.detach_nvidia(device)
         os.unlink(os.path.join(self.path(device.devpath), 'driver'))
         os.unlink(self.path('bus/pci/drivers', driver, device.address))
         device.driver = None
@@ -486,22 +529,32 @@ class FakeKernel:
     def make_node(self, devname):
         """A device node a test process can hold: gpuswapd finds holders by st_rdev, so the
         node is a pty whose number stands everywhere the kernel's would (the sysfs dev
-        attribute, the uevent); <testbed>/dev/<devname> links to it."""
+        attribute, the uevent, and stat() of the node, which the preload answers from
+        <testbed>/dev/.node/<devname with _ for />); <testbed>/dev/<devname> links to it."""
         master, slave = os.openpty()
         number = os.fstat(slave).st_rdev
         pts = os.ttyname(slave)
         os.close(slave)
         self.nodes[devname] = master
-        link = os.path.join(self.testbed, 'dev', devname)
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if os.path.lexists(link):
-            os.unlink(link)
-        os.symlink(pts, link)
+        for link, target in ((os.path.join(self.testbed, 'dev', devname), pts),
+                             (self.node_number_link(devname), f'{os.major(number)}:{os.minor(number)}')):
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(target, link)
         return os.major(number), os.minor(number)
 
-    def remove_node(self, devname):
-        os.close(self.nodes.pop(devname))
+    def node_number_link(self, devname):
+        return os.path.join(self.testbed, 'dev', '.node', devname.replace('/', '_'))
+
+    def unlink_node(self, devname):
+        """The node goes; returns the pty master, which stands for the files still open."""
         os.unlink(os.path.join(self.testbed, 'dev', devname))
+        os.unlink(self.node_number_link(devname))
+        return self.nodes.pop(devname)
+
+    def remove_node(self, devname):
+        os.close(self.unlink_node(devname))
 
     def add_child(self, device, subsystem, name, has_node, devname, devtype):
         devpath = f'{device.devpath}/{subsystem}/{name}'

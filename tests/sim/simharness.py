@@ -273,6 +273,9 @@ class Simulation:
         for directory in ('/etc/modprobe.d', '/usr/lib/modprobe.d', '/etc/libvirt'):
             if os.path.isdir(directory):
                 subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'gpuswap-empty', directory], check=True)
+        # Where NVIDIA's driver describes its GPUs (/proc/driver/nvidia): the fake kernel's.
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=755', 'gpuswap-proc-driver', '/proc/driver'],
+                       check=True)
 
     def _start_fake_kernel(self):
         argv = [PYTHON, os.path.join(HERE, 'fake_kernel.py'), '--machine', self.machine_file,
