@@ -1,6 +1,7 @@
 // gpuswapctl: the command line of gpuswapd. See gpuswapctl(1).
 #include "bar_size.hpp"
 #include "client_bus.hpp"
+#include "version.hpp"
 
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
@@ -62,7 +63,8 @@ const char* const kUsage =
     "  --default                   rebind to the kernel's default driver\n"
     "  --json                      machine-readable output of status and diagnose\n"
     "  --no-ask-password           never ask for a password\n"
-    "  -h, --help                  this help\n\n"
+    "  -h, --help                  this help\n"
+    "  --version                   the version of gpuswapctl\n\n"
     "Exit status: 0 done, 1 failed, 2 usage, 3 not authorized, 4 gpuswapd unreachable.\n";
 
 int usage(const char* problem)
@@ -431,6 +433,10 @@ int main(int argc, char* argv[])
         const std::string word = argv[i];
         if (word == "-h" || word == "--help") {
             std::printf("%s", kUsage);
+            return Ok;
+        }
+        if (word == "--version") {
+            std::printf("gpuswapctl %s\n", kVersion);
             return Ok;
         }
         if (word == "--json")

@@ -31,64 +31,123 @@ std::string actionId(Action action)
     return "org.gpuswap1.manage-vm";
 }
 
+struct Authorizer::Pending {
+    std::string busName;
+    std::string cancellationId;
+    sdbus::PendingAsyncCall call;
+    sdbus::Slot callerWatch;
+    Done done;
+};
+
 Authorizer::Authorizer(sdbus::IConnection& connection)
-    : bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")),
+    : connection_(connection), bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")),
       polkit_(sdbus::createProxy(connection, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"))
 {
     bus_->finishRegistration();
     polkit_->finishRegistration();
 }
 
-void Authorizer::check(const Caller& caller, Action action, bool rootOnly, const Done& done)
+Authorizer::~Authorizer()
+{
+    for (auto& [id, pending] : pending_)
+        pending->call.cancel();
+}
+
+void Authorizer::identify(const std::string& busName, const Identified& done)
 {
     bus_->callMethodAsync("GetConnectionUnixUser")
         .onInterface("org.freedesktop.DBus")
-        .withArguments(caller.busName)
-        .uponReplyInvoke([this, caller, action, rootOnly, done](const sdbus::Error* error, uint32_t uid) {
-            if (error != nullptr) {
-                done(Failure(ErrorCode::AccessDenied, "cannot tell who is calling: " + error->getMessage()));
-                return;
-            }
-            if (uid == 0) {
-                done(std::nullopt);
-                return;
-            }
-            if (rootOnly) {
-                done(Failure(ErrorCode::AccessDenied,
-                             "domain-xml is accepted from root only (the libvirt hook): it would let the caller "
-                             "hand over any device it names"));
-                return;
-            }
-            askPolkit(caller, action, done);
+        .withArguments(busName)
+        .uponReplyInvoke([done](const sdbus::Error* error, uint32_t uid) {
+            if (error != nullptr)
+                done(Failure(ErrorCode::AccessDenied, "cannot tell who is calling: " + error->getMessage()), 0);
+            else
+                done(std::nullopt, static_cast<uid_t>(uid));
         });
+}
+
+void Authorizer::authorize(const Caller& caller, uid_t uid, Action action, bool rootOnly, const Done& done)
+{
+    if (uid == 0) {
+        done(std::nullopt);
+        return;
+    }
+    if (rootOnly) {
+        done(Failure(ErrorCode::AccessDenied,
+                     "domain-xml is accepted from root only (the libvirt hook): it would let the caller "
+                     "hand over any device it names"));
+        return;
+    }
+    askPolkit(caller, action, done);
 }
 
 void Authorizer::askPolkit(const Caller& caller, Action action, const Done& done)
 {
     const std::string id = actionId(action);
+    const uint64_t check = nextCheck_++;
+    retired_.clear();
+    auto pending = std::make_unique<Pending>();
+    pending->busName = caller.busName;
+    pending->cancellationId = "gpuswapd-" + std::to_string(check);
+    pending->done = done;
+    // Only this caller's departure: a match on every NameOwnerChanged would wake the
+    // daemon for each client of the bus.
+    pending->callerWatch = connection_.addMatch(
+        "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+        "arg0='" + caller.busName + "',arg2=''",
+        [this, name = caller.busName](sdbus::Message&) { callerLeft(name); });
     const Subject subject{"system-bus-name", {{"name", sdbus::Variant(caller.busName)}}};
-    polkit_->callMethodAsync("CheckAuthorization")
-        .onInterface("org.freedesktop.PolicyKit1.Authority")
-        .withTimeout(kPolkitTimeout)
-        .withArguments(subject, id, std::map<std::string, std::string>{},
-                       caller.allowInteraction ? kAllowUserInteraction : 0U, std::string())
-        .uponReplyInvoke([id, caller, done](const sdbus::Error* error, const AuthorizationResult& result) {
-            if (error != nullptr) {
-                log::warning("polkit could not decide on " + id + " for " + caller.busName + ": " + error->getMessage());
-                done(Failure(ErrorCode::AccessDenied, "not authorized for " + id + ": polkit failed: " + error->getMessage()));
-                return;
-            }
-            const bool authorized = std::get<0>(result);
-            const bool challenge = std::get<1>(result);
-            if (authorized)
-                done(std::nullopt);
-            else if (challenge && !caller.allowInteraction)
-                done(Failure(ErrorCode::InteractiveAuthorizationRequired,
-                             "authentication is required for " + id + ": call again allowing interaction "
-                             "(gpuswapctl asks for the password on a terminal)"));
-            else
-                done(Failure(ErrorCode::AccessDenied, "not authorized for " + id));
-        });
+    pending->call =
+        polkit_->callMethodAsync("CheckAuthorization")
+            .onInterface("org.freedesktop.PolicyKit1.Authority")
+            .withTimeout(kPolkitTimeout)
+            .withArguments(subject, id, std::map<std::string, std::string>{},
+                           caller.allowInteraction ? kAllowUserInteraction : 0U, pending->cancellationId)
+            .uponReplyInvoke([this, check, id, caller](const sdbus::Error* error, const AuthorizationResult& result) {
+                auto node = pending_.extract(check);
+                if (!node)
+                    return;
+                const Done done = std::move(node.mapped()->done);
+                if (error != nullptr) {
+                    log::warning("polkit could not decide on " + id + " for " + caller.busName + ": " + error->getMessage());
+                    done(Failure(ErrorCode::AccessDenied, "not authorized for " + id + ": polkit failed: " + error->getMessage()));
+                    return;
+                }
+                const bool authorized = std::get<0>(result);
+                const bool challenge = std::get<1>(result);
+                if (authorized)
+                    done(std::nullopt);
+                else if (challenge && !caller.allowInteraction)
+                    done(Failure(ErrorCode::InteractiveAuthorizationRequired,
+                                 "authentication is required for " + id + ": call again allowing interaction "
+                                 "(gpuswapctl asks for the password on a terminal)"));
+                else
+                    done(Failure(ErrorCode::AccessDenied, "not authorized for " + id));
+            });
+    pending_.emplace(check, std::move(pending));
+}
+
+void Authorizer::callerLeft(const std::string& departed)
+{
+    // Runs inside the match callback that a Pending owns: those stay alive (retired)
+    // until the next check, never destroyed under the running callback.
+    const std::string busName = departed;
+    retired_.clear();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second->busName != busName) {
+            ++it;
+            continue;
+        }
+        Pending& pending = *retired_.emplace_back(std::move(it->second));
+        it = pending_.erase(it);
+        pending.call.cancel();
+        log::info("dropped the authorization check of " + busName + ", which left the bus");
+        polkit_->callMethodAsync("CancelCheckAuthorization")
+            .onInterface("org.freedesktop.PolicyKit1.Authority")
+            .withArguments(pending.cancellationId)
+            .uponReplyInvoke([](const sdbus::Error*) {});
+        pending.done(Failure(ErrorCode::AccessDenied, "the caller left the bus before polkit decided"));
+    }
 }
 
 } // namespace gpuswap

@@ -5,10 +5,14 @@
 #include <sdbus-c++/IConnection.h>
 #include <sdbus-c++/IProxy.h>
 
+#include <sys/types.h>
+
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace gpuswap {
 
@@ -28,17 +32,32 @@ class Authorizer {
 public:
     // nullopt: allowed. Else AccessDenied or InteractiveAuthorizationRequired.
     using Done = std::function<void(std::optional<Failure> denied)>;
+    using Identified = std::function<void(std::optional<Failure> unknown, uid_t uid)>;
 
     explicit Authorizer(sdbus::IConnection& connection);
+    ~Authorizer();
+    Authorizer(const Authorizer&) = delete;
+    Authorizer& operator=(const Authorizer&) = delete;
 
+    // The caller's uid, from the bus.
+    void identify(const std::string& busName, const Identified& done);
     // rootOnly: a request only uid 0 may make (PrepareVM's domain-xml), whatever polkit says.
-    void check(const Caller& caller, Action action, bool rootOnly, const Done& done);
+    // A polkit check is dropped (and cancelled at polkit) when the caller leaves the bus.
+    void authorize(const Caller& caller, uid_t uid, Action action, bool rootOnly, const Done& done);
+    // Checks polkit is working on now.
+    size_t pendingChecks() const { return pending_.size(); }
 
 private:
+    struct Pending;
     void askPolkit(const Caller& caller, Action action, const Done& done);
+    void callerLeft(const std::string& busName);
 
+    sdbus::IConnection& connection_;
     std::unique_ptr<sdbus::IProxy> bus_;
     std::unique_ptr<sdbus::IProxy> polkit_;
+    std::map<uint64_t, std::unique_ptr<Pending>> pending_;
+    std::vector<std::unique_ptr<Pending>> retired_;
+    uint64_t nextCheck_ = 1;
 };
 
 } // namespace gpuswap

@@ -124,7 +124,7 @@ public:
         units_ = std::make_unique<UnitControl>(*connection_);
         handOver_ = std::make_unique<HandOver>(event_, sysfs_, *writer_, *units_, Journal(options_.stateDir), config_,
                                                *manager_, [this] { reloadConfig(); });
-        manager_->attach(*handOver_, *units_);
+        manager_->attach(*handOver_, *units_, *registry_);
 
         // Objects first, then the name: whoever sees the name finds them in place.
         connection_->requestName(kBusName);
@@ -201,10 +201,12 @@ private:
         log::debug("udev " + event.action + " " + event.devpath, {{"UDEV_ACTION", event.action}});
         if (event.subsystem == "pci" && (event.action == "add" || event.action == "remove")) {
             registry_->rescan();
+            manager_->invalidateFacts();
             return;
         }
         if (event.pciAddress)
             registry_->refresh(*event.pciAddress);
+        manager_->invalidateFacts();
         handOver_->onUdevEvent(event);
     }
 

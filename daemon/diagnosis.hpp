@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -69,7 +70,10 @@ struct HostFacts {
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
 };
 
-HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths = {});
+// With `devices`, only those and the other members of their IOMMU groups are read (a
+// read can wake a GPU from D3cold): the daemon passes the devices it tracks.
+HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths = {},
+                          const std::optional<std::set<PciAddress>>& devices = std::nullopt);
 
 // AMD GPUs whose reset is broken without the vendor-reset module (Polaris, Vega,
 // Navi 10/12/14): the VM cannot be restarted without a host reboot.

@@ -202,7 +202,7 @@ void Executor::startStep(const Step& step)
     }
     case StepKind::SetOverride: {
         const fs::path path = context_.sysfs.devicePath(*step.address) / "driver_override";
-        setDeadline(timeouts_.bind, [this, &step] { return wedged(step, {}); });
+        setDeadline(timeouts_.bind, [this, &step] { return wedged(step); });
         // "\n" clears an override; a zero-length write would change nothing.
         startWrite(step, path, step.value.empty() ? "\n" : step.value, [this, &step, path] {
             const auto device = context_.sysfs.readDevice(*step.address);
@@ -228,9 +228,13 @@ void Executor::startStep(const Step& step)
         setDeadline(timeouts_.bind, [this, &step, unbind] {
             if (!writeDone_) {
                 const auto holders = findHolders(soundNodes_);
-                return wedged(step, holders.empty() ? std::string()
-                                                    : "; its sound nodes are still open: " + describeHolders(holders) +
-                                                          " (close these programs)");
+                if (holders.empty())
+                    return wedged(step);
+                const Failure failure = wedged(step);
+                return Failure(failure.code(),
+                               failure.what() + ("; its sound nodes are still open: " + describeHolders(holders) +
+                                                 " (close these programs)"),
+                               failure.publicMessage() + "; its sound nodes are still open");
             }
             return Failure(ErrorCode::Timeout, "udev did not report " + step.address->str() +
                                                    (unbind ? " unbound from " : " bound to ") + step.driver +
@@ -243,7 +247,7 @@ void Executor::startStep(const Step& step)
     case StepKind::Resize: {
         const auto bit = maskBitForSize(step.size);
         const fs::path path = context_.sysfs.devicePath(*step.address) / ("resource" + std::to_string(step.bar) + "_resize");
-        setDeadline(timeouts_.bind, [this, &step] { return wedged(step, {}); });
+        setDeadline(timeouts_.bind, [this, &step] { return wedged(step); });
         context_.writer.write(path, std::to_string(bit.value_or(0)), *step.address, [this, serial, &step, path](int error) {
             if (serial != serial_)
                 return;
@@ -280,11 +284,11 @@ void Executor::finishResize(const Step& step)
         complete(Failure(ErrorCode::KernelRefused, what));
 }
 
-Failure Executor::wedged(const Step& step, const std::string& detail)
+Failure Executor::wedged(const Step& step)
 {
     context_.writer.markWedged(*step.address);
     return Failure(ErrorCode::Timeout, step.address->str() + " is wedged: " + context_.writer.describe(*step.address) +
-                                           " (deadline " + millis(timeouts_.bind) + ")" + detail);
+                                           " (deadline " + millis(timeouts_.bind) + ")");
 }
 
 void Executor::startWrite(const Step& step, const fs::path& path, const std::string& value, std::function<void()> afterWrite)
@@ -336,9 +340,12 @@ void Executor::startUnitStep(const Step& step, bool start)
 void Executor::startHolderStep(std::map<dev_t, std::string> nodes, const std::string& note)
 {
     setDeadline(timeouts_.holders, [this] {
-        return Failure(ErrorCode::DeviceBusy, "still in use after " + millis(timeouts_.holders) + ": " +
-                                                  describeHolders(holderWait_->holders()) +
-                                                  "; close these programs (or use \"holders\": \"ignore\") and try again");
+        const auto& holders = holderWait_->holders();
+        const std::string advice = "; close these programs (or use \"holders\": \"ignore\") and try again";
+        return Failure(ErrorCode::DeviceBusy,
+                       "still in use after " + millis(timeouts_.holders) + ": " + describeHolders(holders) + advice,
+                       "still in use after " + millis(timeouts_.holders) + " by " + std::to_string(holders.size()) +
+                           " open file(s)" + advice);
     });
     const uint64_t serial = serial_;
     holderWait_ = std::make_unique<HolderWait>(context_.event, std::move(nodes), [this, serial, note] {

@@ -66,7 +66,7 @@ private:
     void startWrite(const Step& step, const std::filesystem::path& path, const std::string& value,
                     std::function<void()> afterWrite);
     // The step's write passed its deadline: its device is wedged until the write returns.
-    Failure wedged(const Step& step, const std::string& detail);
+    Failure wedged(const Step& step);
     void checkViable(const Step& step);
     void finishResize(const Step& step);
 

@@ -186,8 +186,11 @@ void HandOver::rebind(const PciAddress& address, const std::string& driver, cons
                     nodes.drm.merge(nodes.sound);
                     const auto holders = findHolders(nodes.drm);
                     if (!holders.empty())
-                        throw Failure(ErrorCode::DeviceBusy, address.str() + " is in use: " + describeHolders(holders) +
-                                                                 "; close these programs or pass force");
+                        throw Failure(ErrorCode::DeviceBusy,
+                                      address.str() + " is in use: " + describeHolders(holders) +
+                                          "; close these programs or pass force",
+                                      address.str() + " is in use by " + std::to_string(holders.size()) +
+                                          " open file(s); close them or pass force");
                 }
                 const DeviceSetting target{driver.empty() ? std::string(kDefaultDriver) : driver, driver};
                 if (device.driver == driver && device.driverOverride == driver && !driver.empty())
@@ -307,6 +310,9 @@ void HandOver::planAndRun(const std::shared_ptr<Request>& request, Draft draft)
     const bool dryRun = request->options.dryRun;
     auto plan = [this, request, dryRun](Draft ready) {
         Machine machine = readMachine();
+        // The machine may have changed while systemd was asked (a device removed).
+        for (const auto& [address, setting] : ready.transition.targets)
+            existing(machine.devices, address);
         std::vector<Step> steps = ready.transition.targets.empty() && ready.transition.stopUnit.empty()
                                       ? std::vector<Step>{}
                                       : planTransition(machine.devices, machine.vfioLoaded, ready.transition);
@@ -338,10 +344,19 @@ void HandOver::planAndRun(const std::shared_ptr<Request>& request, Draft draft)
         // Only a running display manager is stopped, and so started again.
         if (state == "active" || state == "activating" || state == "reloading")
             shared->transition.stopUnit = unit;
+        // A dry run holds no turn: ending "the" operation would end someone else's.
+        const auto fail = [&](const Failure& failure) {
+            if (dryRun)
+                request->reply(failure, {});
+            else
+                finish(request, failure, {});
+        };
         try {
             plan(std::move(*shared));
+        } catch (const Failure& failure) {
+            fail(failure);
         } catch (const std::exception& e) {
-            finish(request, Failure(ErrorCode::Internal, request->name + ": " + e.what()), {});
+            fail(Failure(ErrorCode::Internal, request->name + ": " + e.what()));
         }
     });
 }
@@ -448,7 +463,8 @@ void HandOver::runRollback(const std::shared_ptr<Request>& request, const Failur
                 // This run only started the display manager again after the rollback failed.
                 std::optional<Failure> total = earlierFailure;
                 if (runFailure)
-                    total = Failure(ErrorCode::Inconsistent, std::string(earlierFailure->what()) + "; " + runFailure->what());
+                    total = Failure(ErrorCode::Inconsistent, std::string(earlierFailure->what()) + "; " + runFailure->what(),
+                                    earlierFailure->publicMessage() + "; " + runFailure->publicMessage());
                 endRollback(request, failure, std::move(lines), total);
                 return;
             }
@@ -480,21 +496,22 @@ void HandOver::endRollback(const std::shared_ptr<Request>& request, const Failur
         return writer_.inFlight(entry.first).has_value();
     });
     if (!rollbackFailure && !anyWedged) {
-        finish(request, Failure(failure.code(), std::string(failure.what()) + "; everything was rolled back"), {lines, {}, 0});
+        finish(request, failure.extended("; everything was rolled back"), {lines, {}, 0});
         return;
     }
-    std::string message = failure.what();
+    Failure total(ErrorCode::Inconsistent, failure.what(), failure.publicMessage());
     if (rollbackFailure)
-        message += std::string("; rolling back failed too: ") + rollbackFailure->what();
+        total = Failure(ErrorCode::Inconsistent, total.what() + std::string("; rolling back failed too: ") + rollbackFailure->what(),
+                        total.publicMessage() + "; rolling back failed too: " + rollbackFailure->publicMessage());
     else
-        message += "; everything else was rolled back";
+        total = total.extended("; everything else was rolled back");
     if (!wedged.empty())
-        message += ". Left alone: " + wedged;
+        total = total.extended(". Left alone: " + wedged);
     if (anyWedged)
-        message += ". A wedged device stays as it is until its write returns, often only with a reboot";
-    message += ". Now: " + describeDevices(before) +
-               ". Check the devices with gpuswapctl status and fix them with gpuswapctl rebind, or reboot.";
-    finish(request, Failure(ErrorCode::Inconsistent, message), {});
+        total = total.extended(". A wedged device stays as it is until its write returns, often only with a reboot");
+    finish(request, total.extended(". Now: " + describeDevices(before) +
+                                   ". Check the devices with gpuswapctl status and fix them with gpuswapctl rebind, or reboot."),
+           {});
 }
 
 void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome)
@@ -505,8 +522,17 @@ void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Fai
     else
         log::info(request->name + " done in " + std::to_string(outcome.steps.size()) + " steps",
                   {{"OPERATION", request->name}});
-    listener_.finished(request->name, failure);
-    request->reply(failure, std::move(outcome));
+    // Neither the signal nor the reply may keep the queue from moving on.
+    try {
+        listener_.finished(request->name, failure);
+    } catch (const std::exception& e) {
+        log::error("could not announce the end of " + request->name + ": " + e.what());
+    }
+    try {
+        request->reply(failure, std::move(outcome));
+    } catch (const std::exception& e) {
+        log::error("could not answer " + request->name + ": " + e.what());
+    }
     current_.reset();
     operationName_.clear();
     listener_.stateChanged();

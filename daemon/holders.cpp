@@ -1,6 +1,7 @@
 #include "holders.hpp"
 
 #include "log.hpp"
+#include "text.hpp"
 
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -38,9 +40,10 @@ std::vector<Holder> findHolders(const std::map<dev_t, std::string>& nodes, const
             const auto node = nodes.find(st.st_rdev);
             if (node == nodes.end() || !seen.insert(node->second).second)
                 continue;
+            // Any user names its own processes (prctl PR_SET_NAME): not trusted as text.
             std::string command;
             std::getline(std::ifstream(process.path() / "comm"), command);
-            holders.push_back({pid, command, node->second});
+            holders.push_back({pid, escapeText(command), escapeText(node->second)});
         }
     }
     std::sort(holders.begin(), holders.end(), [](const Holder& a, const Holder& b) {
@@ -96,7 +99,11 @@ HolderWait::HolderWait(sd_event* event, std::map<dev_t, std::string> nodes, Done
     rescan();
 }
 
-HolderWait::~HolderWait() { clearWatches(); }
+HolderWait::~HolderWait()
+{
+    clearWatches();
+    sd_event_source_disable_unref(retry_);
+}
 
 void HolderWait::clearWatches()
 {
@@ -109,30 +116,52 @@ void HolderWait::clearWatches()
 
 void HolderWait::rescan()
 {
-    clearWatches();
-    holders_ = findHolders(nodes_);
-    std::set<pid_t> watched;
-    for (const Holder& holder : holders_) {
-        if (!watched.insert(holder.pid).second)
-            continue;
-        // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++: the system call itself.
-        const int fd = static_cast<int>(::syscall(SYS_pidfd_open, holder.pid, 0));
-        if (fd < 0)
-            continue;  // already gone: the rescan below the loop notices
-        sd_event_source* source = nullptr;
-        if (sd_event_add_io(event_, &source, fd, EPOLLIN, &HolderWait::onExit, this) < 0) {
-            ::close(fd);
-            continue;
+    sd_event_source_disable_unref(retry_);
+    retry_ = nullptr;
+    // A holder that exits between the scan and pidfd_open is simply looked for again; the
+    // bound only guards against a process table that keeps changing under the scan.
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        clearWatches();
+        holders_ = findHolders(nodes_);
+        if (holders_.empty()) {
+            // Moved out first: done_ may destroy this object.
+            auto done = std::move(done_);
+            done();
+            return;
         }
-        watches_.emplace_back(fd, source);
-    }
-    if (holders_.empty()) {
-        // Moved out first: done_ may destroy this object.
-        auto done = std::move(done_);
-        done();
-    } else if (watches_.size() < watched.size()) {
-        // A holder left between the scan and pidfd_open: look again at once.
-        rescan();
+        bool exited = false;
+        bool unwatchable = false;
+        std::set<pid_t> watched;
+        for (const Holder& holder : holders_) {
+            if (!watched.insert(holder.pid).second)
+                continue;
+            // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++: the system call itself.
+            const int fd = static_cast<int>(::syscall(SYS_pidfd_open, holder.pid, 0));
+            if (fd < 0) {
+                (errno == ESRCH ? exited : unwatchable) = true;
+                continue;
+            }
+            sd_event_source* source = nullptr;
+            if (sd_event_add_io(event_, &source, fd, EPOLLIN, &HolderWait::onExit, this) < 0) {
+                ::close(fd);
+                unwatchable = true;
+                continue;
+            }
+            watches_.emplace_back(fd, source);
+        }
+        if (unwatchable) {
+            // Out of descriptors or memory: look again shortly rather than spin.
+            log::warning("cannot watch every holder of the device nodes; looking again in 100 ms");
+            sd_event_add_time_relative(event_, &retry_, CLOCK_MONOTONIC, 100'000, 0,
+                                       [](sd_event_source*, uint64_t, void* userdata) -> int {
+                                           static_cast<HolderWait*>(userdata)->rescan();
+                                           return 0;
+                                       },
+                                       this);
+            return;
+        }
+        if (!exited)
+            return;
     }
 }
 

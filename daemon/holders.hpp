@@ -64,6 +64,7 @@ private:
     Done done_;
     std::vector<Holder> holders_;
     std::vector<std::pair<int, sd_event_source*>> watches_;
+    sd_event_source* retry_ = nullptr;
 };
 
 } // namespace gpuswap

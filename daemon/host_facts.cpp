@@ -159,12 +159,26 @@ void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
 
 } // namespace
 
-HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths)
+HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths, const std::optional<std::set<PciAddress>>& devices)
 {
     HostFacts host;
     host.iommuGroupsPresent = sysfs.hasIommuGroups();
     host.vfioPciLoaded = sysfs.hasDriver("vfio-pci");
-    host.devices = sysfs.readAllDevices();
+    if (!devices) {
+        host.devices = sysfs.readAllDevices();
+    } else {
+        std::set<PciAddress> wanted = *devices;
+        std::set<int> groups;
+        for (const PciAddress& address : *devices) {
+            const auto device = sysfs.readDevice(address);
+            if (device && device->iommuGroup >= 0 && groups.insert(device->iommuGroup).second)
+                for (const PciAddress& member : sysfs.iommuGroupMembers(device->iommuGroup))
+                    wanted.insert(member);
+        }
+        for (const PciAddress& address : wanted)
+            if (auto device = sysfs.readDevice(address))
+                host.devices.push_back(std::move(*device));
+    }
     for (const PciDevice& device : host.devices) {
         const std::string method = readAttribute(sysfs.devicePath(device.address) / "reset_method").value_or("");
         if (!method.empty())

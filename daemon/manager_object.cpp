@@ -4,7 +4,9 @@
 #include "bus_guard.hpp"
 #include "diagnosis.hpp"
 #include "errors.hpp"
+#include "log.hpp"
 #include "request_options.hpp"
+#include "text.hpp"
 #include "version.hpp"
 
 #include <systemd/sd-bus.h>
@@ -83,7 +85,8 @@ PciAddress checkAddress(const std::string& text)
 {
     auto address = PciAddress::parse(text);
     if (!address)
-        throw Failure(ErrorCode::InvalidArgument, "\"" + text.substr(0, 64) + "\" is not a PCI address DDDD:BB:DD.F");
+        throw Failure(ErrorCode::InvalidArgument,
+                      "\"" + escapeText(utf8Prefix(text, 64)) + "\" is not a PCI address DDDD:BB:DD.F");
     return *address;
 }
 
@@ -95,7 +98,7 @@ void checkDriverName(const std::string& driver)
                         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-';
                     });
     if (!ok)
-        throw Failure(ErrorCode::InvalidArgument, "\"" + driver.substr(0, 64) +
+        throw Failure(ErrorCode::InvalidArgument, "\"" + escapeText(utf8Prefix(driver, 64)) +
                                                       "\" is not a driver name (1-64 of A-Z a-z 0-9 _ . -, or empty for the default)");
 }
 
@@ -112,6 +115,7 @@ ManagerObject::~ManagerObject() { unregisterAdaptor(); }
 
 void ManagerObject::configReloaded()
 {
+    invalidateFacts();
     auto names = profileNames(config_);
     if (names == profiles_)
         return;
@@ -129,13 +133,35 @@ void ManagerObject::abandonPendingCalls()
 
 void ManagerObject::progress(const std::string& operation, unsigned step, unsigned steps, const std::string& description)
 {
-    emitProgress(operation, step, steps, description);
+    emitSafely("Progress", [&] { emitProgress(operation, step, steps, description); });
 }
 
 void ManagerObject::finished(const std::string& operation, const std::optional<Failure>& failure)
 {
-    emitOperationFinished(operation, !failure, failure ? errorName(failure->code()) : std::string(),
-                          failure ? failure->what() : std::string());
+    // Every bus client sees this: the public message, without the caller's details.
+    emitSafely("OperationFinished", [&] {
+        emitOperationFinished(operation, !failure, failure ? errorName(failure->code()) : std::string(),
+                              failure ? failure->publicMessage() : std::string());
+    });
+}
+
+void ManagerObject::answerSafely(const std::function<void()>& answer)
+{
+    try {
+        answer();
+    } catch (const std::exception& e) {
+        log::error(std::string("could not answer a call: ") + e.what());
+    }
+}
+
+void ManagerObject::emitSafely(const char* what, const std::function<void()>& emit)
+{
+    // An exception leaving here would unwind through sd-event and end the daemon.
+    try {
+        emit();
+    } catch (const std::exception& e) {
+        log::error(std::string("could not emit ") + what + ": " + e.what());
+    }
 }
 
 void ManagerObject::stateChanged()
@@ -151,7 +177,7 @@ void ManagerObject::stateChanged()
         changed.emplace_back("Operation");
     }
     if (!changed.empty())
-        emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, changed);
+        emitSafely("PropertiesChanged", [&] { emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, changed); });
 }
 
 template <typename Value>
@@ -164,10 +190,12 @@ HandOver::Reply ManagerObject::track(sdbus::Result<Value>&& result, std::functio
     return [this, id, shared, value](std::optional<Failure> failure, const Outcome& outcome) {
         if (pending_.erase(id) == 0)
             return;  // already answered (shutdown)
-        if (failure)
-            shared->returnError(toBusError(*failure));
-        else
-            shared->returnResults(value(outcome));
+        answerSafely([&] {
+            if (failure)
+                shared->returnError(toBusError(*failure));
+            else
+                shared->returnResults(value(outcome));
+        });
     };
 }
 
@@ -179,23 +207,44 @@ HandOver::Reply ManagerObject::track(sdbus::Result<>&& result)
     return [this, id, shared](std::optional<Failure> failure, const Outcome&) {
         if (pending_.erase(id) == 0)
             return;
-        if (failure)
-            shared->returnError(toBusError(*failure));
-        else
-            shared->returnResults();
+        answerSafely([&] {
+            if (failure)
+                shared->returnError(toBusError(*failure));
+            else
+                shared->returnResults();
+        });
     };
 }
 
 void ManagerObject::authorizeThen(Action action, const RequestOptions& options, bool rootOnly,
-                                  const HandOver::Reply& reply, const std::function<void()>& start)
+                                  const HandOver::Reply& reply, const std::function<void(HandOver::Reply)>& start)
 {
-    authorizer_.check(currentCaller(getObject(), options.interactive), action, rootOnly,
-                      [reply, start](const std::optional<Failure>& denied) {
-                          if (denied)
-                              reply(denied, {});
-                          else
-                              start();
-                      });
+    const Caller caller = currentCaller(getObject(), options.interactive);
+    authorizer_.identify(caller.busName, [this, caller, action, rootOnly, reply, start](const std::optional<Failure>& unknown,
+                                                                                          uid_t uid) {
+        if (unknown) {
+            reply(unknown, {});
+            return;
+        }
+        Admission::Ticket ticket = admission_.admit(uid);
+        if (!ticket) {
+            reply(Failure(ErrorCode::Busy, "too many calls are waiting (at most " + std::to_string(Admission::kPerUid) +
+                                               " per user and " + std::to_string(Admission::kTotal) +
+                                               " in all): try again when gpuswapd is done with them"),
+                  {});
+            return;
+        }
+        // The place is held until the call is answered.
+        HandOver::Reply held = [reply, ticket](std::optional<Failure> failure, const Outcome& outcome) {
+            reply(std::move(failure), outcome);
+        };
+        authorizer_.authorize(caller, uid, action, rootOnly, [held, start](const std::optional<Failure>& denied) {
+            if (denied)
+                held(denied, {});
+            else
+                start(held);
+        });
+    });
 }
 
 void ManagerObject::PrepareVM(sdbus::Result<std::vector<std::string>>&& result, std::string vm,
@@ -206,7 +255,7 @@ void ManagerObject::PrepareVM(sdbus::Result<std::vector<std::string>>&& result, 
         const RequestOptions parsed = parseOptions(options, prepareOptions());
         auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
         authorizeThen(Action::ManageVm, parsed, parsed.domainXml.has_value(), reply,
-                      [this, vm, parsed, reply] { handOver_->prepare(vm, parsed, reply); });
+                      [this, vm, parsed](const HandOver::Reply& held) { handOver_->prepare(vm, parsed, held); });
     });
 }
 
@@ -218,7 +267,7 @@ void ManagerObject::ReleaseVM(sdbus::Result<std::vector<std::string>>&& result, 
         const RequestOptions parsed = parseOptions(options, vmOptions());
         auto reply = track<std::vector<std::string>>(std::move(result), [](const Outcome& o) { return o.steps; });
         authorizeThen(Action::ManageVm, parsed, false, reply,
-                      [this, vm, parsed, reply] { handOver_->release(vm, parsed, reply); });
+                      [this, vm, parsed](const HandOver::Reply& held) { handOver_->release(vm, parsed, held); });
     });
 }
 
@@ -231,8 +280,9 @@ void ManagerObject::RebindDevice(sdbus::Result<std::string>&& result, std::strin
             checkDriverName(driver);
         const RequestOptions parsed = parseOptions(options, rebindOptions());
         auto reply = track<std::string>(std::move(result), [](const Outcome& o) { return o.previousDriver; });
-        authorizeThen(Action::RebindDevice, parsed, false, reply,
-                      [this, pci, driver, parsed, reply] { handOver_->rebind(pci, driver, parsed, reply); });
+        authorizeThen(Action::RebindDevice, parsed, false, reply, [this, pci, driver, parsed](const HandOver::Reply& held) {
+            handOver_->rebind(pci, driver, parsed, held);
+        });
     });
 }
 
@@ -248,8 +298,9 @@ void ManagerObject::ResizeBar(sdbus::Result<uint64_t>&& result, std::string addr
                           std::to_string(size) + " bytes is not a BAR size: a power of two of at least 1 MiB");
         const RequestOptions parsed = parseOptions(options, vmOptions());
         auto reply = track<uint64_t>(std::move(result), [](const Outcome& o) { return o.previousSize; });
-        authorizeThen(Action::ResizeBar, parsed, false, reply,
-                      [this, pci, bar, size, parsed, reply] { handOver_->resize(pci, bar, size, parsed, reply); });
+        authorizeThen(Action::ResizeBar, parsed, false, reply, [this, pci, bar, size, parsed](const HandOver::Reply& held) {
+            handOver_->resize(pci, bar, size, parsed, held);
+        });
     });
 }
 
@@ -257,7 +308,7 @@ void ManagerObject::Reload(sdbus::Result<>&& result)
 {
     guarded("Reload", [&] {
         auto reply = track(std::move(result));
-        authorizeThen(Action::Reload, {}, false, reply, [this, reply] { handOver_->reload(reply); });
+        authorizeThen(Action::Reload, {}, false, reply, [this](const HandOver::Reply& held) { handOver_->reload(held); });
     });
 }
 
@@ -273,9 +324,7 @@ void ManagerObject::Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string
                 throw Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration");
             profile = &it->second;
         }
-        HostPaths paths;
-        paths.hookLink = kLibvirtHookLink;
-        auto host = std::make_shared<HostFacts>(gatherHostFacts(sysfs_, paths));
+        auto host = std::make_shared<HostFacts>(*hostFacts());
         auto reply = std::make_shared<sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string>>>>(
             std::move(result));
         // Copies: the configuration may be reloaded before systemd answers.
@@ -296,6 +345,21 @@ void ManagerObject::Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string
             answer();
         });
     });
+}
+
+std::shared_ptr<const HostFacts> ManagerObject::hostFacts()
+{
+    const auto now = std::chrono::steady_clock::now();
+    if (facts_ && now - factsRead_ < std::chrono::seconds(1))
+        return facts_;
+    HostPaths paths;
+    paths.hookLink = kLibvirtHookLink;
+    std::set<PciAddress> tracked;
+    for (const auto& [address, device] : registry_->devices())
+        tracked.insert(address);
+    facts_ = std::make_shared<const HostFacts>(gatherHostFacts(sysfs_, paths, tracked));
+    factsRead_ = now;
+    return facts_;
 }
 
 std::string ManagerObject::Version() { return kVersion; }

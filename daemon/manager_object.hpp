@@ -1,14 +1,19 @@
 #pragma once
 
+#include "admission.hpp"
 #include "authorizer.hpp"
 #include "config.hpp"
+#include "device_registry.hpp"
+#include "diagnosis.hpp"
 #include "hand_over.hpp"
 #include "manager_adaptor.h"
 #include "pci_device.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -31,12 +36,15 @@ public:
     ManagerObject(const ManagerObject&) = delete;
     ManagerObject& operator=(const ManagerObject&) = delete;
 
-    void attach(HandOver& handOver, UnitControl& units)
+    void attach(HandOver& handOver, UnitControl& units, const DeviceRegistry& registry)
     {
         handOver_ = &handOver;
         units_ = &units;
+        registry_ = &registry;
         preparedVms_ = handOver.preparedVms();
     }
+    // A device changed: the next Diagnose reads the host again.
+    void invalidateFacts() { facts_.reset(); }
     void configReloaded();
     // Answers every call still waiting (authorization, queue) with ShuttingDown.
     void abandonPendingCalls();
@@ -66,13 +74,23 @@ private:
     template <typename Value>
     HandOver::Reply track(sdbus::Result<Value>&& result, std::function<Value(const Outcome&)> value);
     HandOver::Reply track(sdbus::Result<>&& result);
-    // Checks the caller, then runs `start` (which hands the call to HandOver).
+    // Identifies the caller, gives it a place among the waiting calls (or Busy), checks
+    // it, then runs `start` with the reply that holds the place (it hands the call to
+    // HandOver).
     void authorizeThen(Action action, const RequestOptions& options, bool rootOnly, const HandOver::Reply& reply,
-                       const std::function<void()>& start);
+                       const std::function<void(HandOver::Reply)>& start);
+    static void answerSafely(const std::function<void()>& answer);
+    static void emitSafely(const char* what, const std::function<void()>& emit);
 
     const Sysfs& sysfs_;
     const Config& config_;
     Authorizer& authorizer_;
+    Admission admission_;
+    const DeviceRegistry* registry_ = nullptr;
+    // Diagnose answers from facts up to a second old: a flood of calls costs one read.
+    std::shared_ptr<const HostFacts> facts_;
+    std::chrono::steady_clock::time_point factsRead_{};
+    std::shared_ptr<const HostFacts> hostFacts();
     HandOver* handOver_ = nullptr;
     UnitControl* units_ = nullptr;
     std::vector<std::string> profiles_;

@@ -162,6 +162,17 @@ std::vector<PciDevice> Sysfs::readAllDevices() const
     return devices;
 }
 
+std::vector<PciAddress> Sysfs::iommuGroupMembers(int group) const
+{
+    std::vector<PciAddress> members;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(root_ / "kernel/iommu_groups" / std::to_string(group) / "devices", error))
+        if (auto address = PciAddress::parse(entry.path().filename().string()))
+            members.push_back(*address);
+    std::sort(members.begin(), members.end());
+    return members;
+}
+
 bool Sysfs::hasDriver(const std::string& driver) const
 {
     std::error_code error;

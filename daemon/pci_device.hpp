@@ -68,6 +68,8 @@ public:
     std::optional<PciDevice> readDevice(const PciAddress& address) const;
     // Every present device, in address order.
     std::vector<PciDevice> readAllDevices() const;
+    // The members of an IOMMU group, from /sys/kernel/iommu_groups/N/devices.
+    std::vector<PciAddress> iommuGroupMembers(int group) const;
     bool hasDriver(const std::string& driver) const;
     // Whether the kernel exposes IOMMU groups at all (IOMMU on).
     bool hasIommuGroups() const;

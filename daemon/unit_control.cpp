@@ -1,6 +1,7 @@
 #include "unit_control.hpp"
 
 #include "log.hpp"
+#include "text.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -23,14 +24,41 @@ using UnitRow = sdbus::Struct<std::string, std::string, std::string, std::string
 } // namespace
 
 UnitControl::UnitControl(sdbus::IConnection& connection)
-    : manager_(sdbus::createProxy(connection, kSystemd, kManagerPath))
+    : manager_(sdbus::createProxy(connection, kSystemd, kManagerPath)),
+      bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus"))
 {
     manager_->uponSignal("JobRemoved")
         .onInterface(kManagerInterface)
         .call([this](uint32_t, const sdbus::ObjectPath& job, const std::string&, const std::string& result) {
+            const std::string sender = manager_->getCurrentlyProcessedMessage()->getSender();
+            if (sender != systemdOwner_) {
+                log::warning("ignored a JobRemoved signal from " + escapeText(sender) + ", which is not systemd (" +
+                             systemdOwner_ + ")");
+                return;
+            }
             jobRemoved(job, result);
         });
     manager_->finishRegistration();
+    bus_->finishRegistration();
+    ownerWatch_ = connection.addMatch(
+        "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+        "arg0='org.freedesktop.systemd1'",
+        [this](sdbus::Message& message) {
+            std::string name;
+            std::string oldOwner;
+            std::string newOwner;
+            message >> name >> oldOwner >> newOwner;
+            systemdOwner_ = newOwner;
+        });
+    bus_->callMethodAsync("GetNameOwner")
+        .onInterface("org.freedesktop.DBus")
+        .withArguments(std::string(kSystemd))
+        .uponReplyInvoke([this](const sdbus::Error* error, const std::string& owner) {
+            if (error != nullptr)
+                log::warning("systemd is not on the bus (" + error->getMessage() + "); display-manager steps will fail");
+            else if (systemdOwner_.empty())
+                systemdOwner_ = owner;
+        });
     // Without Subscribe() systemd sends JobRemoved only to subscribers it already has.
     manager_->callMethodAsync("Subscribe").onInterface(kManagerInterface).uponReplyInvoke([](const sdbus::Error* error) {
         if (error != nullptr)

@@ -46,6 +46,11 @@ private:
     void jobRemoved(const std::string& job, const std::string& result);
 
     std::unique_ptr<sdbus::IProxy> manager_;
+    std::unique_ptr<sdbus::IProxy> bus_;
+    // systemd's current unique name: any peer can send a signal to gpuswapd, so JobRemoved
+    // counts only from there. It changes when systemd re-executes.
+    std::string systemdOwner_;
+    sdbus::Slot ownerWatch_;
     struct Waiting {
         std::string unit;
         std::string expectedState;

@@ -134,6 +134,7 @@ class FakeKernel:
         self.removed = []      # devices taken away by remove-device, back on rescan
         self.nodes = {}        # devname -> pty master standing for the device node
         self.writes = []       # history: {'path', 'value', 'result'}
+        self.reads = {}        # path -> how often it was read
         self.release = threading.Event()
         self.hung = 0
 
@@ -624,7 +625,9 @@ class FakeKernel:
         if parts == ['control']:
             with self.lock:
                 return json.dumps({'writes': self.writes, 'hung': self.hung, 'faults': self.faults,
-                                   'latency': self.latency_enabled}) + '\n'
+                                   'latency': self.latency_enabled, 'reads': self.reads}) + '\n'
+        with self.lock:
+            self.reads[path] = self.reads.get(path, 0) + 1
         if len(parts) == 3 and parts[0] == 'devices' and parts[1] in self.devices:
             device = self.devices[parts[1]]
             if parts[2] == 'driver_override':

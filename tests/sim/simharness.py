@@ -43,6 +43,9 @@ POLKITD = '/usr/lib/polkit-1/polkitd'
 # administrator polkit asks for, with the password the shadow file below holds.
 TEST_GROUP = ('gpuswap', 4790)
 TEST_USERS = {'gpuswap-member': 4791, 'gpuswap-outsider': 4792, 'gpuswap-admin': 4793}
+# Unprivileged callers of the hostile cases, each its own uid (dbus-daemon refuses a uid
+# that has no user entry).
+CALLER_USERS = {f'gpuswap-caller{n}': 4800 + n for n in range(1, 6)}
 TEST_ADMIN_PASSWORD = 'admin-secret-4793'
 TEST_ADMIN_HASH = '$6$gpuswaptest$uEjKOQuHLrDVCriyb2E7bJu9EjKYUpF.QEdmVc24RwCFSexWo9i4hq7u0ImpHa8doasT/TJOzprYXTKZI3Bvd1'
 
@@ -222,6 +225,7 @@ class Simulation:
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=700', 'gpuswap-state', self.state_dir], check=True)
         try:
             self._isolate_host_configuration()
+            self._install_test_users()
             self._start_fake_kernel()
             self._check_testbed()
             self._start_bus()
@@ -326,21 +330,26 @@ class Simulation:
         for name in ('org.freedesktop.systemd1', 'org.freedesktop.PolicyKit1'):
             self.wait_for_name(name)
 
-    def _start_real_polkitd(self):
-        """Debian's polkitd with the project's actions and rules, and the test users in
-        the user and group databases: bind mounts, private to this mount namespace."""
-        for name, uid in [TEST_GROUP] + list(TEST_USERS.items()):
+    def _install_test_users(self):
+        """The test users and the group gpuswap in the user and group databases: bind
+        mounts, private to this mount namespace."""
+        everyone = {**TEST_USERS, **CALLER_USERS}
+        for name, uid in [TEST_GROUP] + list(everyone.items()):
             if subprocess.run(['getent', 'passwd', name], capture_output=True).returncode == 0 or \
                subprocess.run(['getent', 'group', str(uid)], capture_output=True).returncode == 0:
                 skip(f'the host already has a user or group {name} or id {uid}')
         etc = os.path.join(self.work, 'etc')
         os.makedirs(etc)
-        users = [f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin' for name, uid in TEST_USERS.items()]
-        groups = [f'{name}:x:{uid}:' for name, uid in TEST_USERS.items()] + \
+        users = [f'{name}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin' for name, uid in everyone.items()]
+        groups = [f'{name}:x:{uid}:' for name, uid in everyone.items()] + \
             [f'{TEST_GROUP[0]}:x:{TEST_GROUP[1]}:gpuswap-member']
         passwords = [f'gpuswap-admin:{TEST_ADMIN_HASH}:20000:0:99999:7:::']
         for name, entries, mode in (('passwd', users, 0o644), ('group', groups, 0o644), ('shadow', passwords, 0o600)):
             database_with('/etc/' + name, os.path.join(etc, name), entries, mode)
+            subprocess.run(['mount', '--bind', os.path.join(etc, name), '/etc/' + name], check=True)
+
+    def _start_real_polkitd(self):
+        """Debian's polkitd with the project's actions and rules."""
         actions = os.path.join(self.work, 'polkit-actions')
         rules = os.path.join(self.work, 'polkit-rules')
         os.makedirs(actions)
@@ -349,9 +358,7 @@ class Simulation:
         shutil.copy(os.path.join(SOURCE_ROOT, 'polkit', '50-gpuswap.rules'), rules)
         with open(os.path.join(rules, '40-test-administrator.rules'), 'w') as f:
             f.write('polkit.addAdminRule(function(action, subject) { return ["unix-user:gpuswap-admin"]; });\n')
-        for source, target in ((os.path.join(etc, 'passwd'), '/etc/passwd'), (os.path.join(etc, 'group'), '/etc/group'),
-                               (os.path.join(etc, 'shadow'), '/etc/shadow'),
-                               (actions, '/usr/share/polkit-1/actions'), (rules, '/etc/polkit-1/rules.d'),
+        for source, target in ((actions, '/usr/share/polkit-1/actions'), (rules, '/etc/polkit-1/rules.d'),
                                (rules, '/usr/share/polkit-1/rules.d')):
             subprocess.run(['mount', '--bind', source, target], check=True)
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)

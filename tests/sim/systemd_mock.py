@@ -22,6 +22,7 @@ modprobe@.service behaves as its unit file (systemd's units/modprobe@.service) s
 Type=oneshot without RemainAfterExit, so the unit is inactive again after its job, and
 ExecStart=-/sbin/modprobe -abq %i, so the job is "done" whether or not the module loaded.
   SetUnitActive(unit, active), SetSystemState(state)
+  SetListDelay(ms): ListUnitsByNames answers that much later (0: at once)
 """
 import json
 
@@ -50,6 +51,7 @@ def load(mock, parameters):
     mock.unit_specs = {}     # real name -> spec
     mock.behaviour = {}      # (real name, operation) -> (result, delay_ms)
     mock.kernel_control = parameters.get('kernel_control')
+    mock.list_delay_ms = 0
     mock.AddProperties(MAIN_IFACE, {'Version': 'v252', 'SystemState': parameters.get('system_state', 'running')})
     units = list(parameters.get('units', []))
     units.append({'name': VFIO_MODPROBE_UNIT, 'active': False})
@@ -135,8 +137,16 @@ def LoadUnit(self, name):
     return unit_object_path(real_unit(self, name))
 
 
-@dbus.service.method(MAIN_IFACE, in_signature='as', out_signature='a(ssssssouso)')
-def ListUnitsByNames(self, names):
+@dbus.service.method(MAIN_IFACE, in_signature='as', out_signature='a(ssssssouso)',
+                     async_callbacks=('reply', 'error'))
+def ListUnitsByNames(self, names, reply, error):
+    if self.list_delay_ms:
+        GLib.timeout_add(self.list_delay_ms, lambda: reply(unit_rows(self, names)) and False)
+    else:
+        reply(unit_rows(self, names))
+
+
+def unit_rows(self, names):
     rows = []
     for name in names:
         if str(name) not in self.units:
@@ -167,6 +177,11 @@ def SetJobBehaviour(self, name, operation, result, delay_ms):
 @dbus.service.method(MOCK_IFACE, in_signature='sb', out_signature='')
 def SetUnitActive(self, name, active):
     set_active_state(self, real_unit(self, name), 'active' if active else 'inactive')
+
+
+@dbus.service.method(MOCK_IFACE, in_signature='i', out_signature='')
+def SetListDelay(self, delay_ms):
+    self.list_delay_ms = int(delay_ms)
 
 
 @dbus.service.method(MOCK_IFACE, in_signature='s', out_signature='')

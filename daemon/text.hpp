@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace gpuswap {
+
+// Text taken from the system (/proc/PID/comm, sysfs names) or from a caller, made safe
+// for a message, a D-Bus string (which must be valid UTF-8), a log line or a terminal:
+// printable UTF-8 passes; control characters, bytes that are not UTF-8 and a backslash
+// become \xNN (\\ for the backslash).
+std::string escapeText(std::string_view text);
+
+// At most maxBytes of text, cut at a character boundary of valid UTF-8.
+std::string_view utf8Prefix(std::string_view text, size_t maxBytes);
+
+} // namespace gpuswap
