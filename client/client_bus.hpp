@@ -1,4 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
+
+#include "sdbus_compat.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -15,7 +18,7 @@ inline constexpr const char* kDeviceInterface = "org.gpuswap1.Device";
 
 inline std::unique_ptr<sdbus::IProxy> managerProxy(sdbus::IConnection& connection)
 {
-    return sdbus::createProxy(connection, kBusName, kManagerPath);
+    return bus::proxy(connection, kBusName, kManagerPath);
 }
 
 // gpuswapd is not there to answer: no bus, no owner of the name, or no reply.

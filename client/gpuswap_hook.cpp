@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gpuswap-hook: libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/gpuswap).
 //
 //   gpuswap-hook VM OPERATION SUBOPERATION EXTRA < domain XML
@@ -60,8 +61,8 @@ int main(int argc, char* argv[])
         if (prepare)
             options.emplace("domain-xml", sdbus::Variant(xml));
         std::vector<std::string> steps;
-        manager->callMethod(prepare ? "PrepareVM" : "ReleaseVM")
-            .onInterface(gpuswap::client::kManagerInterface)
+        manager->callMethod(gpuswap::bus::MethodName{prepare ? "PrepareVM" : "ReleaseVM"})
+            .onInterface(gpuswap::bus::InterfaceName{gpuswap::client::kManagerInterface})
             .withTimeout(kCallTimeout)
             .withArguments(vm, options)
             .storeResultsTo(steps);

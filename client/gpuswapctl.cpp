@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gpuswapctl: the command line of gpuswapd. See gpuswapctl(1).
 #include "bar_size.hpp"
 #include "client_bus.hpp"
+#include "text.hpp"
 #include "version.hpp"
 
 #include <nlohmann/json.hpp>
@@ -67,6 +69,9 @@ const char* const kUsage =
     "  --version                   the version of gpuswapctl\n\n"
     "Exit status: 0 done, 1 failed, 2 usage, 3 not authorized, 4 gpuswapd unreachable.\n";
 
+// Everything gpuswapd or the system says is escaped before it reaches a terminal.
+std::string shown(const std::string& text) { return escapeText(text); }
+
 int usage(const char* problem)
 {
     std::fprintf(stderr, "gpuswapctl: %s\n\n%s", problem, kUsage);
@@ -75,7 +80,7 @@ int usage(const char* problem)
 
 int report(const sdbus::Error& error)
 {
-    std::fprintf(stderr, "gpuswapctl: %s\n", error.getMessage().c_str());
+    std::fprintf(stderr, "gpuswapctl: %s\n", shown(error.getMessage()).c_str());
     if (client::isUnreachable(error))
         return Unreachable;
     if (error.getName() == "org.freedesktop.DBus.Error.AccessDenied" ||
@@ -161,7 +166,7 @@ private:
     template <typename Value>
     Value property(const std::string& name)
     {
-        return manager_->getProperty(name).onInterface(client::kManagerInterface).get<Value>();
+        return manager_->getProperty(bus::PropertyName{name}).onInterface(bus::InterfaceName{client::kManagerInterface}).get<Value>();
     }
 
     const Arguments& arguments_;
@@ -213,7 +218,7 @@ json deviceJson(const std::string& path, const std::map<std::string, sdbus::Vari
 int Ctl::status()
 {
     ManagedObjects objects;
-    manager_->callMethod("GetManagedObjects").onInterface("org.freedesktop.DBus.ObjectManager").storeResultsTo(objects);
+    manager_->callMethod(bus::MethodName{"GetManagedObjects"}).onInterface(bus::InterfaceName{"org.freedesktop.DBus.ObjectManager"}).storeResultsTo(objects);
     json devices = json::array();
     for (const auto& [path, interfaces] : objects)
         if (const auto it = interfaces.find(client::kDeviceInterface); it != interfaces.end())
@@ -230,13 +235,13 @@ int Ctl::status()
     const auto list = [](const json& names) {
         std::string text;
         for (const auto& name : names)
-            text += (text.empty() ? "" : ", ") + name.get<std::string>();
+            text += (text.empty() ? "" : ", ") + shown(name.get<std::string>());
         return text.empty() ? std::string("none") : text;
     };
-    std::printf("gpuswapd %s\n", status["version"].get<std::string>().c_str());
+    std::printf("gpuswapd %s\n", shown(status["version"]).c_str());
     std::printf("Profiles:     %s\n", list(status["profiles"]).c_str());
     std::printf("Prepared VMs: %s\n", list(status["prepared_vms"]).c_str());
-    const std::string operation = status["operation"];
+    const std::string operation = shown(status["operation"]);
     std::printf("Operation:    %s\n\n", operation.empty() ? "idle" : operation.c_str());
     std::printf("%-13s %-16s %-14s %5s  %-34s %s\n", "ADDRESS", "DEVICE", "DRIVER", "GROUP", "BARS", "DRM");
     for (const json& device : devices) {
@@ -253,10 +258,10 @@ int Ctl::status()
         }
         std::string drm;
         for (const json& node : device["drm_nodes"])
-            drm += (drm.empty() ? "" : " ") + node.get<std::string>();
-        const std::string driver = device["driver"];
+            drm += (drm.empty() ? "" : " ") + shown(node.get<std::string>());
+        const std::string driver = shown(device["driver"]);
         const int group = device["iommu_group"];
-        std::printf("%-13s %-16s %-14s %5s  %-34s %s\n", device["address"].get<std::string>().c_str(), name,
+        std::printf("%-13s %-16s %-14s %5s  %-34s %s\n", shown(device["address"]).c_str(), name,
                     driver.empty() ? "-" : driver.c_str(), group < 0 ? "-" : std::to_string(group).c_str(),
                     bars.empty() ? "-" : bars.c_str(), drm.empty() ? "-" : drm.c_str());
     }
@@ -270,18 +275,18 @@ std::optional<Result> Ctl::longCall(const std::string& method, const std::functi
 {
     PasswordAgent agent(arguments_.askPassword && !arguments_.dryRun);
     if (!arguments_.json)
-        manager_->uponSignal("Progress")
-            .onInterface(client::kManagerInterface)
+        manager_->uponSignal(bus::SignalName{"Progress"})
+            .onInterface(bus::InterfaceName{client::kManagerInterface})
             .call([](const std::string&, uint32_t step, uint32_t steps, const std::string& description) {
-                std::printf("[%u/%u] %s\n", step, steps, description.c_str());
+                std::printf("[%u/%u] %s\n", step, steps, shown(description).c_str());
                 std::fflush(stdout);
             });
-    manager_->finishRegistration();
-    auto call = manager_->createMethodCall(client::kManagerInterface, method);
+    bus::finishRegistration(*manager_);
+    auto call = manager_->createMethodCall(bus::InterfaceName{client::kManagerInterface}, bus::MethodName{method});
     arguments(call);
     std::optional<Result> result;
     bool done = false;
-    manager_->callMethod(call, [&](sdbus::MethodReply& reply, const sdbus::Error* error) {
+    bus::callAsync(*manager_, call, [&](sdbus::MethodReply& reply, const sdbus::Error* error) {
         if (error != nullptr) {
             failure = *error;
         } else {
@@ -305,12 +310,12 @@ int Ctl::handOver(const std::string& method, const std::string& vm)
     if (!steps)
         return report(*failure);
     if (steps->empty())
-        std::printf("%s: nothing to do\n", vm.c_str());
+        std::printf("%s: nothing to do\n", shown(vm).c_str());
     else if (arguments_.dryRun)
         for (size_t i = 0; i < steps->size(); ++i)
-            std::printf("would %zu. %s\n", i + 1, (*steps)[i].c_str());
+            std::printf("would %zu. %s\n", i + 1, shown((*steps)[i]).c_str());
     else
-        std::printf("%s: done in %zu steps\n", vm.c_str(), steps->size());
+        std::printf("%s: done in %zu steps\n", shown(vm).c_str(), steps->size());
     return Ok;
 }
 
@@ -324,7 +329,7 @@ int Ctl::rebind(const std::string& address, const std::string& driver)
         "RebindDevice", [&](sdbus::MethodCall& call) { call << address << driver << options; }, failure);
     if (!previous)
         return report(*failure);
-    std::printf("%s: was on %s\n", address.c_str(), previous->empty() ? "no driver" : previous->c_str());
+    std::printf("%s: was on %s\n", shown(address).c_str(), previous->empty() ? "no driver" : shown(*previous).c_str());
     return Ok;
 }
 
@@ -335,14 +340,14 @@ int Ctl::resizeBar(const std::string& address, uint32_t bar, uint64_t size)
         "ResizeBar", [&](sdbus::MethodCall& call) { call << address << bar << size << options(); }, failure);
     if (!previous)
         return report(*failure);
-    std::printf("%s BAR %u: %s -> %s\n", address.c_str(), bar, formatSize(*previous).c_str(), formatSize(size).c_str());
+    std::printf("%s BAR %u: %s -> %s\n", shown(address).c_str(), bar, formatSize(*previous).c_str(), formatSize(size).c_str());
     return Ok;
 }
 
 int Ctl::diagnose(const std::string& vm)
 {
     std::vector<Finding> findings;
-    manager_->callMethod("Diagnose").onInterface(client::kManagerInterface).withArguments(vm).storeResultsTo(findings);
+    manager_->callMethod(bus::MethodName{"Diagnose"}).onInterface(bus::InterfaceName{client::kManagerInterface}).withArguments(vm).storeResultsTo(findings);
     if (arguments_.json) {
         json list = json::array();
         for (const Finding& finding : findings)
@@ -352,8 +357,8 @@ int Ctl::diagnose(const std::string& vm)
         std::printf("No problems found.\n");
     } else {
         for (const Finding& finding : findings)
-            std::printf("%-7s %-22s %s\n", std::get<0>(finding).c_str(), std::get<1>(finding).c_str(),
-                        std::get<2>(finding).c_str());
+            std::printf("%-7s %-22s %s\n", shown(std::get<0>(finding)).c_str(), shown(std::get<1>(finding)).c_str(),
+                        shown(std::get<2>(finding)).c_str());
     }
     const bool errors = std::any_of(findings.begin(), findings.end(), [](const Finding& f) { return std::get<0>(f) == "error"; });
     return errors ? Failed : Ok;
@@ -361,22 +366,22 @@ int Ctl::diagnose(const std::string& vm)
 
 int Ctl::monitor()
 {
-    manager_->uponSignal("Progress")
-        .onInterface(client::kManagerInterface)
+    manager_->uponSignal(bus::SignalName{"Progress"})
+        .onInterface(bus::InterfaceName{client::kManagerInterface})
         .call([](const std::string& operation, uint32_t step, uint32_t steps, const std::string& description) {
-            std::printf("%s [%u/%u] %s\n", operation.c_str(), step, steps, description.c_str());
+            std::printf("%s [%u/%u] %s\n", shown(operation).c_str(), step, steps, shown(description).c_str());
             std::fflush(stdout);
         });
-    manager_->uponSignal("OperationFinished")
-        .onInterface(client::kManagerInterface)
+    manager_->uponSignal(bus::SignalName{"OperationFinished"})
+        .onInterface(bus::InterfaceName{client::kManagerInterface})
         .call([](const std::string& operation, bool success, const std::string& name, const std::string& message) {
             if (success)
-                std::printf("%s finished\n", operation.c_str());
+                std::printf("%s finished\n", shown(operation).c_str());
             else
-                std::printf("%s failed: %s: %s\n", operation.c_str(), name.c_str(), message.c_str());
+                std::printf("%s failed: %s: %s\n", shown(operation).c_str(), shown(name).c_str(), shown(message).c_str());
             std::fflush(stdout);
         });
-    manager_->finishRegistration();
+    bus::finishRegistration(*manager_);
     connection_->enterEventLoop();
     return Ok;
 }
@@ -384,7 +389,7 @@ int Ctl::monitor()
 int Ctl::reload()
 {
     PasswordAgent agent(arguments_.askPassword);
-    manager_->callMethod("Reload").onInterface(client::kManagerInterface).withTimeout(kLongCall);
+    manager_->callMethod(bus::MethodName{"Reload"}).onInterface(bus::InterfaceName{client::kManagerInterface}).withTimeout(kLongCall);
     return Ok;
 }
 

@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "authorizer.hpp"
+#include "sdbus_compat.hpp"
 
 #include "log.hpp"
 
@@ -40,11 +42,11 @@ struct Authorizer::Pending {
 };
 
 Authorizer::Authorizer(sdbus::IConnection& connection)
-    : connection_(connection), bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")),
-      polkit_(sdbus::createProxy(connection, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"))
+    : connection_(connection), bus_(bus::proxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus")),
+      polkit_(bus::proxy(connection, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"))
 {
-    bus_->finishRegistration();
-    polkit_->finishRegistration();
+    bus::finishRegistration(*bus_);
+    bus::finishRegistration(*polkit_);
 }
 
 Authorizer::~Authorizer()
@@ -55,11 +57,11 @@ Authorizer::~Authorizer()
 
 void Authorizer::identify(const std::string& busName, const Identified& done)
 {
-    bus_->callMethodAsync("GetConnectionUnixUser")
-        .onInterface("org.freedesktop.DBus")
+    bus_->callMethodAsync(bus::MethodName{"GetConnectionUnixUser"})
+        .onInterface(bus::InterfaceName{"org.freedesktop.DBus"})
         .withArguments(busName)
-        .uponReplyInvoke([done](const sdbus::Error* error, uint32_t uid) {
-            if (error != nullptr)
+        .uponReplyInvoke([done](bus::AsyncError error, uint32_t uid) {
+            if (bus::errorOf(error) != nullptr)
                 done(Failure(ErrorCode::AccessDenied, "cannot tell who is calling: " + error->getMessage()), 0);
             else
                 done(std::nullopt, static_cast<uid_t>(uid));
@@ -92,23 +94,23 @@ void Authorizer::askPolkit(const Caller& caller, Action action, const Done& done
     pending->done = done;
     // Only this caller's departure: a match on every NameOwnerChanged would wake the
     // daemon for each client of the bus.
-    pending->callerWatch = connection_.addMatch(
+    pending->callerWatch = bus::addMatch(connection_,
         "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',"
         "arg0='" + caller.busName + "',arg2=''",
-        [this, name = caller.busName](sdbus::Message&) { callerLeft(name); });
+        [this, name = caller.busName](auto&&) { callerLeft(name); });
     const Subject subject{"system-bus-name", {{"name", sdbus::Variant(caller.busName)}}};
     pending->call =
-        polkit_->callMethodAsync("CheckAuthorization")
-            .onInterface("org.freedesktop.PolicyKit1.Authority")
+        polkit_->callMethodAsync(bus::MethodName{"CheckAuthorization"})
+            .onInterface(bus::InterfaceName{"org.freedesktop.PolicyKit1.Authority"})
             .withTimeout(kPolkitTimeout)
             .withArguments(subject, id, std::map<std::string, std::string>{},
                            caller.allowInteraction ? kAllowUserInteraction : 0U, pending->cancellationId)
-            .uponReplyInvoke([this, check, id, caller](const sdbus::Error* error, const AuthorizationResult& result) {
+            .uponReplyInvoke([this, check, id, caller](bus::AsyncError error, const AuthorizationResult& result) {
                 auto node = pending_.extract(check);
                 if (!node)
                     return;
                 const Done done = std::move(node.mapped()->done);
-                if (error != nullptr) {
+                if (bus::errorOf(error) != nullptr) {
                     log::warning("polkit could not decide on " + id + " for " + caller.busName + ": " + error->getMessage());
                     done(Failure(ErrorCode::AccessDenied, "not authorized for " + id + ": polkit failed: " + error->getMessage()));
                     return;
@@ -142,10 +144,10 @@ void Authorizer::callerLeft(const std::string& departed)
         it = pending_.erase(it);
         pending.call.cancel();
         log::info("dropped the authorization check of " + busName + ", which left the bus");
-        polkit_->callMethodAsync("CancelCheckAuthorization")
-            .onInterface("org.freedesktop.PolicyKit1.Authority")
+        polkit_->callMethodAsync(bus::MethodName{"CancelCheckAuthorization"})
+            .onInterface(bus::InterfaceName{"org.freedesktop.PolicyKit1.Authority"})
             .withArguments(pending.cancellationId)
-            .uponReplyInvoke([](const sdbus::Error*) {});
+            .uponReplyInvoke([](bus::AsyncError) {});
         pending.done(Failure(ErrorCode::AccessDenied, "the caller left the bus before polkit decided"));
     }
 }

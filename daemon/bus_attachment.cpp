@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "bus_attachment.hpp"
 
 #include "log.hpp"
@@ -11,6 +12,23 @@
 #include <string>
 
 namespace gpuswap {
+
+
+#if SDBUS_CPP_MAJOR >= 2
+
+// sdbus-c++ 2 attaches to sd-event itself (IConnection::attachSdEventLoop).
+BusAttachment::BusAttachment(sd_event* event, sdbus::IConnection& connection) : event_(event), connection_(connection)
+{
+    connection_.attachSdEventLoop(event_);
+}
+
+BusAttachment::~BusAttachment() { connection_.detachSdEventLoop(); }
+
+int BusAttachment::onPrepare(sd_event_source*, void*) { return 0; }
+int BusAttachment::onIo(sd_event_source*, int, uint32_t, void*) { return 0; }
+int BusAttachment::onTimer(sd_event_source*, uint64_t, void*) { return 0; }
+
+#else
 
 namespace {
 
@@ -77,5 +95,7 @@ void BusAttachment::dispatch()
         sd_event_exit(event_, -ECONNRESET);
     }
 }
+
+#endif
 
 } // namespace gpuswap

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
 #include <sdbus-c++/IConnection.h>
@@ -9,10 +10,11 @@ struct sd_event_source;
 
 namespace gpuswap {
 
-// Drives an sdbus-c++ 1.2 connection from an sd-event loop, as sd_bus_attach_event()
-// does for plain sd-bus (1.2 has no attachSdEventLoop()). The poll data is re-read
-// before every poll: after a send the bus wants POLLOUT, after a synchronous call
-// messages may already be queued, and pending calls add deadlines.
+// Drives the connection from the sd-event loop. sdbus-c++ 2 does it itself
+// (attachSdEventLoop); 1.2 has no such call, so here it is done as sd_bus_attach_event()
+// does for plain sd-bus. The poll data is re-read before every poll: after a send the
+// bus wants POLLOUT, after a synchronous call messages may already be queued, and
+// pending calls add deadlines.
 class BusAttachment {
 public:
     BusAttachment(sd_event* event, sdbus::IConnection& connection);

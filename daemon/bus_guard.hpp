@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
 #include "errors.hpp"
 #include "log.hpp"
+#include "sdbus_compat.hpp"
 
 #include <sdbus-c++/Error.h>
 
@@ -12,7 +14,7 @@ namespace gpuswap {
 
 inline sdbus::Error toBusError(const Failure& failure)
 {
-    return sdbus::Error(errorName(failure.code()), failure.what());
+    return bus::error(errorName(failure.code()), failure.what());
 }
 
 // sdbus-c++ 1.2 turns only sdbus::Error into a D-Bus error reply; anything else
@@ -28,12 +30,24 @@ auto guarded(const char* handler, Body&& body) -> decltype(body())
         throw toBusError(failure);
     } catch (const std::exception& e) {
         log::error(std::string("bug in ") + handler + ": " + e.what(), {{"HANDLER", handler}});
-        throw sdbus::Error(errorName(ErrorCode::Internal), std::string("internal error in ") + handler + ": " +
+        throw bus::error(errorName(ErrorCode::Internal), std::string("internal error in ") + handler + ": " +
                                                                e.what() + " (please report this bug)");
     } catch (...) {
         log::error(std::string("bug in ") + handler + ": unknown exception", {{"HANDLER", handler}});
-        throw sdbus::Error(errorName(ErrorCode::Internal),
+        throw bus::error(errorName(ErrorCode::Internal),
                            std::string("internal error in ") + handler + " (please report this bug)");
+    }
+}
+
+// Replies and signals leave from sd-event callbacks and destructors, where an exception
+// (sdbus-c++ throws on text D-Bus refuses) would end the daemon: it is logged instead.
+template <typename Send>
+void sendSafely(const std::string& what, Send&& send) noexcept
+{
+    try {
+        send();
+    } catch (const std::exception& e) {
+        log::error("could not send " + what + ": " + e.what());
     }
 }
 

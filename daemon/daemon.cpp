@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon.hpp"
 
 #include "authorizer.hpp"
@@ -8,6 +9,7 @@
 #include "journal.hpp"
 #include "log.hpp"
 #include "manager_object.hpp"
+#include "sdbus_compat.hpp"
 #include "sysfs_writer.hpp"
 #include "udev_watch.hpp"
 #include "unit_control.hpp"
@@ -127,7 +129,7 @@ public:
         manager_->attach(*handOver_, *units_, *registry_);
 
         // Objects first, then the name: whoever sees the name finds them in place.
-        connection_->requestName(kBusName);
+        connection_->requestName(bus::ServiceName{kBusName});
         log::info("serving " + std::string(kBusName) + " with " + std::to_string(registry_->devices().size()) +
                       " tracked devices and " + std::to_string(config_.vms.size()) + " profiles",
                   {{"CONFIG", options_.configPath.string()}});

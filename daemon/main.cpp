@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gpuswapd: parse the command line, load the configuration, run the daemon.
 #include "config.hpp"
 #include "daemon.hpp"

@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "manager_object.hpp"
+#include "sdbus_compat.hpp"
 
 #include "bar_size.hpp"
 #include "bus_guard.hpp"
@@ -55,9 +57,9 @@ struct RawMessage : sdbus::Message {
 
 Caller currentCaller(sdbus::IObject& object, bool interactiveOption)
 {
-    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
-    return {message->getSender(),
-            interactiveOption || sd_bus_message_get_allow_interactive_authorization(RawMessage::of(*message)) > 0};
+    const auto& message = bus::currentMessage(object);
+    return {message.getSender(),
+            interactiveOption || sd_bus_message_get_allow_interactive_authorization(RawMessage::of(message)) > 0};
 }
 
 RequestOptions parseOptions(const std::map<std::string, sdbus::Variant>& options, const std::set<std::string>& accepted)
@@ -105,7 +107,7 @@ void checkDriverName(const std::string& driver)
 } // namespace
 
 ManagerObject::ManagerObject(sdbus::IConnection& connection, const Sysfs& sysfs, const Config& config, Authorizer& authorizer)
-    : ManagerInterfaces(connection, kManagerPath), sysfs_(sysfs), config_(config), authorizer_(authorizer),
+    : ManagerInterfaces(connection, sdbus::ObjectPath{kManagerPath}), sysfs_(sysfs), config_(config), authorizer_(authorizer),
       profiles_(profileNames(config))
 {
     registerAdaptor();
@@ -120,7 +122,10 @@ void ManagerObject::configReloaded()
     if (names == profiles_)
         return;
     profiles_ = std::move(names);
-    emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, {"Profiles"});
+    sendSafely("PropertiesChanged", [&] {
+        emitPropertiesChangedSignal(bus::InterfaceName{org::gpuswap1::Manager_adaptor::INTERFACE_NAME},
+                                    bus::propertyNames({"Profiles"}));
+    });
 }
 
 void ManagerObject::abandonPendingCalls()
@@ -128,40 +133,21 @@ void ManagerObject::abandonPendingCalls()
     auto pending = std::move(pending_);
     pending_.clear();
     for (auto& [id, fail] : pending)
-        fail(sdbus::Error(errorName(ErrorCode::ShuttingDown), "gpuswapd is stopping"));
+        fail(bus::error(errorName(ErrorCode::ShuttingDown), "gpuswapd is stopping"));
 }
 
 void ManagerObject::progress(const std::string& operation, unsigned step, unsigned steps, const std::string& description)
 {
-    emitSafely("Progress", [&] { emitProgress(operation, step, steps, description); });
+    sendSafely("Progress", [&] { emitProgress(operation, step, steps, description); });
 }
 
 void ManagerObject::finished(const std::string& operation, const std::optional<Failure>& failure)
 {
     // Every bus client sees this: the public message, without the caller's details.
-    emitSafely("OperationFinished", [&] {
+    sendSafely("OperationFinished", [&] {
         emitOperationFinished(operation, !failure, failure ? errorName(failure->code()) : std::string(),
                               failure ? failure->publicMessage() : std::string());
     });
-}
-
-void ManagerObject::answerSafely(const std::function<void()>& answer)
-{
-    try {
-        answer();
-    } catch (const std::exception& e) {
-        log::error(std::string("could not answer a call: ") + e.what());
-    }
-}
-
-void ManagerObject::emitSafely(const char* what, const std::function<void()>& emit)
-{
-    // An exception leaving here would unwind through sd-event and end the daemon.
-    try {
-        emit();
-    } catch (const std::exception& e) {
-        log::error(std::string("could not emit ") + what + ": " + e.what());
-    }
 }
 
 void ManagerObject::stateChanged()
@@ -177,7 +163,10 @@ void ManagerObject::stateChanged()
         changed.emplace_back("Operation");
     }
     if (!changed.empty())
-        emitSafely("PropertiesChanged", [&] { emitPropertiesChangedSignal(org::gpuswap1::Manager_adaptor::INTERFACE_NAME, changed); });
+        sendSafely("PropertiesChanged", [&] {
+            emitPropertiesChangedSignal(bus::InterfaceName{org::gpuswap1::Manager_adaptor::INTERFACE_NAME},
+                                        bus::propertyNames(changed));
+        });
 }
 
 template <typename Value>
@@ -190,7 +179,7 @@ HandOver::Reply ManagerObject::track(sdbus::Result<Value>&& result, std::functio
     return [this, id, shared, value](std::optional<Failure> failure, const Outcome& outcome) {
         if (pending_.erase(id) == 0)
             return;  // already answered (shutdown)
-        answerSafely([&] {
+        sendSafely("a reply", [&] {
             if (failure)
                 shared->returnError(toBusError(*failure));
             else
@@ -207,7 +196,7 @@ HandOver::Reply ManagerObject::track(sdbus::Result<>&& result)
     return [this, id, shared](std::optional<Failure> failure, const Outcome&) {
         if (pending_.erase(id) == 0)
             return;
-        answerSafely([&] {
+        sendSafely("a reply", [&] {
             if (failure)
                 shared->returnError(toBusError(*failure));
             else

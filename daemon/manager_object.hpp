@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
 #include "admission.hpp"
@@ -79,8 +80,6 @@ private:
     // HandOver).
     void authorizeThen(Action action, const RequestOptions& options, bool rootOnly, const HandOver::Reply& reply,
                        const std::function<void(HandOver::Reply)>& start);
-    static void answerSafely(const std::function<void()>& answer);
-    static void emitSafely(const char* what, const std::function<void()>& emit);
 
     const Sysfs& sysfs_;
     const Config& config_;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "text.hpp"
 
 #include <cstdio>
@@ -61,8 +62,6 @@ std::string escapeText(std::string_view text)
             text.remove_prefix(1);
             continue;
         }
-        if (lead == '\\')
-            out += '\\';
         out.append(text.substr(0, length));
         text.remove_prefix(length);
     }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
 #include <string>
@@ -7,8 +8,8 @@ namespace gpuswap {
 
 // Text taken from the system (/proc/PID/comm, sysfs names) or from a caller, made safe
 // for a message, a D-Bus string (which must be valid UTF-8), a log line or a terminal:
-// printable UTF-8 passes; control characters, bytes that are not UTF-8 and a backslash
-// become \xNN (\\ for the backslash).
+// printable UTF-8 passes; control characters and bytes that are not UTF-8 become \xNN.
+// Escaping twice changes nothing (clients escape what the daemon already escaped).
 std::string escapeText(std::string_view text);
 
 // At most maxBytes of text, cut at a character boundary of valid UTF-8.

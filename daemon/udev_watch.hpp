@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
 #include "pci_address.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>

@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "unit_control.hpp"
+#include "sdbus_compat.hpp"
 
 #include "log.hpp"
 #include "text.hpp"
@@ -24,13 +26,13 @@ using UnitRow = sdbus::Struct<std::string, std::string, std::string, std::string
 } // namespace
 
 UnitControl::UnitControl(sdbus::IConnection& connection)
-    : manager_(sdbus::createProxy(connection, kSystemd, kManagerPath)),
-      bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus"))
+    : manager_(bus::proxy(connection, kSystemd, kManagerPath)),
+      bus_(bus::proxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus"))
 {
-    manager_->uponSignal("JobRemoved")
-        .onInterface(kManagerInterface)
+    manager_->uponSignal(bus::SignalName{"JobRemoved"})
+        .onInterface(bus::InterfaceName{kManagerInterface})
         .call([this](uint32_t, const sdbus::ObjectPath& job, const std::string&, const std::string& result) {
-            const std::string sender = manager_->getCurrentlyProcessedMessage()->getSender();
+            const std::string sender = bus::currentMessage(*manager_).getSender();
             if (sender != systemdOwner_) {
                 log::warning("ignored a JobRemoved signal from " + escapeText(sender) + ", which is not systemd (" +
                              systemdOwner_ + ")");
@@ -38,30 +40,30 @@ UnitControl::UnitControl(sdbus::IConnection& connection)
             }
             jobRemoved(job, result);
         });
-    manager_->finishRegistration();
-    bus_->finishRegistration();
-    ownerWatch_ = connection.addMatch(
+    bus::finishRegistration(*manager_);
+    bus::finishRegistration(*bus_);
+    ownerWatch_ = bus::addMatch(connection,
         "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',"
         "arg0='org.freedesktop.systemd1'",
-        [this](sdbus::Message& message) {
+        [this](auto&& message) {
             std::string name;
             std::string oldOwner;
             std::string newOwner;
             message >> name >> oldOwner >> newOwner;
             systemdOwner_ = newOwner;
         });
-    bus_->callMethodAsync("GetNameOwner")
-        .onInterface("org.freedesktop.DBus")
+    bus_->callMethodAsync(bus::MethodName{"GetNameOwner"})
+        .onInterface(bus::InterfaceName{"org.freedesktop.DBus"})
         .withArguments(std::string(kSystemd))
-        .uponReplyInvoke([this](const sdbus::Error* error, const std::string& owner) {
-            if (error != nullptr)
+        .uponReplyInvoke([this](bus::AsyncError error, const std::string& owner) {
+            if (bus::errorOf(error) != nullptr)
                 log::warning("systemd is not on the bus (" + error->getMessage() + "); display-manager steps will fail");
             else if (systemdOwner_.empty())
                 systemdOwner_ = owner;
         });
     // Without Subscribe() systemd sends JobRemoved only to subscribers it already has.
-    manager_->callMethodAsync("Subscribe").onInterface(kManagerInterface).uponReplyInvoke([](const sdbus::Error* error) {
-        if (error != nullptr)
+    manager_->callMethodAsync(bus::MethodName{"Subscribe"}).onInterface(bus::InterfaceName{kManagerInterface}).uponReplyInvoke([](bus::AsyncError error) {
+        if (bus::errorOf(error) != nullptr)
             log::warning("cannot subscribe to systemd's job signals: " + error->getMessage() +
                          "; display-manager steps will fail");
     });
@@ -69,12 +71,12 @@ UnitControl::UnitControl(sdbus::IConnection& connection)
 
 void UnitControl::runJob(const std::string& method, const std::string& unit, const std::string& expectedState, const Done& done)
 {
-    manager_->callMethodAsync(method)
-        .onInterface(kManagerInterface)
+    manager_->callMethodAsync(bus::MethodName{method})
+        .onInterface(bus::InterfaceName{kManagerInterface})
         .withTimeout(kCallTimeout)
         .withArguments(unit, std::string("replace"))
-        .uponReplyInvoke([this, method, unit, expectedState, done](const sdbus::Error* error, const sdbus::ObjectPath& job) {
-            if (error != nullptr) {
+        .uponReplyInvoke([this, method, unit, expectedState, done](bus::AsyncError error, const sdbus::ObjectPath& job) {
+            if (bus::errorOf(error) != nullptr) {
                 done(method + " " + unit + ": " + error->getMessage());
                 return;
             }
@@ -115,13 +117,13 @@ void UnitControl::jobRemoved(const std::string& job, const std::string& result)
 
 void UnitControl::listUnit(const std::string& unit, const UnitDone& done)
 {
-    manager_->callMethodAsync("ListUnitsByNames")
-        .onInterface(kManagerInterface)
+    manager_->callMethodAsync(bus::MethodName{"ListUnitsByNames"})
+        .onInterface(bus::InterfaceName{kManagerInterface})
         .withTimeout(kCallTimeout)
         .withArguments(std::vector<std::string>{unit})
-        .uponReplyInvoke([done](const sdbus::Error* error, const std::vector<UnitRow>& rows) {
-            if (error != nullptr || rows.empty() || std::get<2>(rows.front()) == "not-found")
-                done(error, std::nullopt);
+        .uponReplyInvoke([done](bus::AsyncError error, const std::vector<UnitRow>& rows) {
+            if (bus::errorOf(error) != nullptr || rows.empty() || std::get<2>(rows.front()) == "not-found")
+                done(bus::errorOf(error), std::nullopt);
             else
                 done(nullptr, std::get<3>(rows.front()));
         });
@@ -148,12 +150,12 @@ void UnitControl::unitKnown(const std::string& unit, const KnownDone& done)
 
 void UnitControl::systemState(const StateDone& done)
 {
-    manager_->callMethodAsync("Get")
-        .onInterface("org.freedesktop.DBus.Properties")
+    manager_->callMethodAsync(bus::MethodName{"Get"})
+        .onInterface(bus::InterfaceName{"org.freedesktop.DBus.Properties"})
         .withTimeout(kCallTimeout)
         .withArguments(std::string(kManagerInterface), std::string("SystemState"))
-        .uponReplyInvoke([done](const sdbus::Error* error, const sdbus::Variant& value) {
-            if (error != nullptr)
+        .uponReplyInvoke([done](bus::AsyncError error, const sdbus::Variant& value) {
+            if (bus::errorOf(error) != nullptr)
                 done("cannot read systemd's SystemState: " + error->getMessage(), {});
             else
                 done(std::nullopt, value.get<std::string>());

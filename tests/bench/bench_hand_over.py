@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Benchmark: the hand-over's own overhead, and how fast reads answer during a swap.
 
 On machine (b) with the latency model on, a full PrepareVM and ReleaseVM take at least

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The configuration parser takes any bytes: it returns a Config or throws ConfigError,
 // and an error message is valid text for a D-Bus reply.
 #include "config.hpp"

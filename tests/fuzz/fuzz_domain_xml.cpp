@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The domain XML the hook passes: any bytes give a list of well-formed addresses or a
 // Failure, never a crash.
 #include "domain_xml.hpp"

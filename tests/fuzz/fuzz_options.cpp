@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // An a{sv} of options as a caller sends it: names and values from the input; the result
 // is parsed options or Failure(InvalidArgument).
 #include "errors.hpp"

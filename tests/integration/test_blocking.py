@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Driver writes that block as a real kernel's do: an HDA unbind that waits for a program
 keeping its sound file open, a GPU whose remove() never returns. The user gets the desktop
 back, the daemon keeps answering, the stuck device is named and left alone until its

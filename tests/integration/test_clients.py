@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """gpuswapctl and gpuswap-hook against gpuswapd on the simulated machine."""
 import json
 import os

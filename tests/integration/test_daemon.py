@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """gpuswapd as a service: its Manager, configuration, signals, readiness and idleness."""
 import os
 import re

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """gpuswapd's Device objects on the simulated machines: what the bus shows follows the kernel."""
 import os
 import sys

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Faults during a hand-over: whatever fails, the machine ends exactly as it was before
 the call (every driver link, override, BAR size and the display manager's state) and the
 caller gets the error DESIGN.md names. Also: SIGTERM and SIGKILL in the middle."""

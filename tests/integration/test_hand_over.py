@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """PrepareVM and ReleaseVM on the simulated machines: the hand-over as a user sees it."""
 import os
 import sys

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Processes holding the devices: DRM nodes are waited for (or noted), sound nodes noted,
 and a VFIO group held by a user (QEMU) is never unbound under it."""
 import os

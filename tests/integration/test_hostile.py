@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Hostile callers and hostile text: no local user can crash, wedge or steer gpuswapd.
 Process names any user can set (invalid UTF-8, terminal escapes), forged systemd signals,
 floods of calls from one uid and from many, callers that leave while polkit decides,
@@ -87,6 +88,10 @@ def process_names_with_invalid_utf8_and_escapes_are_shown_escaped(sim):
     assert sim.bus.wait_until(lambda: finished)
     broadcast = finished[-1][2][3]
     assert str(holder.pid) not in broadcast and 'still in use' in broadcast, broadcast
+    # gpuswapctl shows it escaped too: no terminal escape reaches the terminal.
+    ctl = subprocess.run([os.environ['GPUSWAPCTL'], 'prepare', 'win11'], capture_output=True,
+                         env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=sim.bus_address))
+    assert ctl.returncode == 1 and HOSTILE_ESCAPED.encode() in ctl.stderr and b'\x1b' not in ctl.stderr + ctl.stdout, ctl
     # The RebindDevice path answers too, and the queue moves on.
     message = manager.expect_error('org.gpuswap1.Error.DeviceBusy', 'RebindDevice', 'ssa{sv}', (GPU, 'vfio-pci', {}))
     assert HOSTILE_ESCAPED in message, message

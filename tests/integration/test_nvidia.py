@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """An RTX card on NVIDIA's proprietary driver (machine z690-rtx2080): /dev/nvidiaN is
 always waited for (the driver's remove never returns while it is open), the release pins
 nvidia although nouveau would match first, and a Turing card's four functions must all go."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """State-changing calls: the queue, reads during a swap, bad input, Reload, RebindDevice
 and ResizeBar, the domain XML."""
 import os

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Authorization with the real polkitd and the project's policy and rules: members of the
 group gpuswap may hand their VM's GPU over without a password; nobody else, and nothing
 else, without an administrator."""

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* sound_holder NODE react|stubborn
  * Keeps an ALSA control node open through an unbind of its card, as desktop sound servers
  * do. "react" subscribes to the card's events and closes as soon as a read fails (the card

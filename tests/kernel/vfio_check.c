@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* vfio_check GROUP DEVICE [HOLD_SECONDS]
  * Uses an IOMMU group as QEMU does: opens the container and /dev/vfio/GROUP, reports
  * whether the group is viable, attaches it (type1 IOMMU), gets the device's fd, and

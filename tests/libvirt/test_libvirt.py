@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A real libvirtd calls gpuswap-hook: `virsh start` hands the simulated GPU over before
 QEMU starts, `virsh destroy` gives it back.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A D-Bus call as a test user would make it, printing the reply or the error's name.
 
     bus_call.py ADDRESS [--interactive] DESTINATION PATH INTERFACE.METHOD [GVARIANT_TUPLE]

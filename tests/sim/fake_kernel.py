@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The simulated machine's kernel: builds a sysfs testbed from a machine description and
 answers the writes a daemon makes to it the way Linux does.
 

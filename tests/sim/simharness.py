@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The simulated machine: gpuswapd on a private system bus over a fake kernel.
 
 A Simulation runs, inside private mount and PID namespaces (an empty tmpfs over /sys, its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """python-dbusmock template: the parts of systemd's Manager that gpuswapd uses, with jobs
 that take time, fail or never finish, and unit aliases.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The simulated machine answers like the kernel and systemd that DESIGN.md measured.
 
 These cases check the simulation itself, without gpuswapd: every other suite trusts it.

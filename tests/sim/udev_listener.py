@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Prints the udev events a libudev monitor receives, one JSON object per line.
 
 Run under the umockdev preload (UMOCKDEV_DIR, LD_PRELOAD), which routes the monitor to the

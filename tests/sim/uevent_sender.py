@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Delivers udev events to the libudev monitors of processes under the umockdev preload.
 
 The preload turns every NETLINK_KOBJECT_UEVENT socket of a monitored process into an

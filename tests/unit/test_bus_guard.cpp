@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "bus_guard.hpp"
+#include "sdbus_compat.hpp"
 
 #include <gtest/gtest.h>
 
@@ -43,7 +45,7 @@ TEST(BusGuard, AnyOtherExceptionBecomesInternalNamingTheHandler)
 TEST(BusGuard, SdbusErrorsStayAsTheyAre)
 {
     try {
-        guarded("Test", []() -> int { throw sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "no"); });
+        guarded("Test", []() -> int { throw bus::error("org.freedesktop.DBus.Error.AccessDenied", "no"); });
         FAIL() << "no exception";
     } catch (const sdbus::Error& e) {
         EXPECT_EQ(e.getName(), "org.freedesktop.DBus.Error.AccessDenied");

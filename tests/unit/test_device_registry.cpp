@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "device_registry.hpp"
 #include "fake_sysfs.hpp"
 

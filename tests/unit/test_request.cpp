@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "domain_xml.hpp"
 #include "errors.hpp"
 #include "request_options.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "text.hpp"
 
 #include <gtest/gtest.h>
@@ -10,17 +11,23 @@ TEST(EscapeText, PrintableUtf8Passes)
     EXPECT_EQ(escapeText("grüße 日本 🎮"), "grüße 日本 🎮");
 }
 
-TEST(EscapeText, ControlsInvalidBytesAndBackslashAreEscaped)
+TEST(EscapeText, ControlsAndInvalidBytesAreEscaped)
 {
     EXPECT_EQ(escapeText(std::string("x\xff")), "x\\xff");
     EXPECT_EQ(escapeText("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");
     EXPECT_EQ(escapeText("a\nb\tc\x7f"), "a\\x0ab\\x09c\\x7f");
-    EXPECT_EQ(escapeText("back\\slash"), "back\\\\slash");
+    EXPECT_EQ(escapeText("back\\slash"), "back\\slash");
     EXPECT_EQ(escapeText(std::string("\xc2\x9b" "2J")), "\\xc2\\x9b2J");  // C1 CSI
     EXPECT_EQ(escapeText(std::string("\xe2\x82")), "\\xe2\\x82");         // cut sequence
     EXPECT_EQ(escapeText(std::string("\xc0\xaf")), "\\xc0\\xaf");         // overlong '/'
     EXPECT_EQ(escapeText(std::string("\xed\xa0\x80")), "\\xed\\xa0\\x80"); // surrogate
     EXPECT_EQ(escapeText(std::string("a\0b", 3)), "a\\x00b");
+}
+
+TEST(EscapeText, EscapingTwiceChangesNothing)
+{
+    const std::string once = escapeText(std::string("x\xff\x1b[31m\\"));
+    EXPECT_EQ(escapeText(once), once);
 }
 
 TEST(Utf8Prefix, NeverSplitsACharacter)
