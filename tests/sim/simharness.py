@@ -446,8 +446,21 @@ class Simulation:
             f.write(json.dumps(command))
 
     def kernel_state(self):
-        with open(self.control) as f:
-            return json.load(f)
+        """The fake kernel's report. It is made anew for every read request, so it is read
+        in one request; a report that changed between requests is read again."""
+        for _ in range(10):
+            fd = os.open(self.control, os.O_RDONLY)
+            try:
+                text = b''
+                while chunk := os.read(fd, 1 << 20):
+                    text += chunk
+            finally:
+                os.close(fd)
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                continue
+        raise RuntimeError('the fake kernel\'s report kept changing while it was read')
 
     def hold(self, devname, reacts=False):
         """Starts a process that keeps <testbed>/dev/<devname> open, as a compositor holds
