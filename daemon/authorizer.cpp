@@ -129,11 +129,11 @@ void Authorizer::askPolkit(const Caller& caller, Action action, const Done& done
     pending_.emplace(check, std::move(pending));
 }
 
-void Authorizer::callerLeft(const std::string& departed)
+// A copy on purpose: the string passed in lives in a Pending that this call retires.
+void Authorizer::callerLeft(std::string busName)  // NOLINT(performance-unnecessary-value-param)
 {
     // Runs inside the match callback that a Pending owns: those stay alive (retired)
     // until the next check, never destroyed under the running callback.
-    const std::string busName = departed;
     retired_.clear();
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second->busName != busName) {

@@ -51,7 +51,7 @@ public:
 private:
     struct Pending;
     void askPolkit(const Caller& caller, Action action, const Done& done);
-    void callerLeft(const std::string& busName);
+    void callerLeft(std::string busName);
 
     sdbus::IConnection& connection_;
     std::unique_ptr<sdbus::IProxy> bus_;

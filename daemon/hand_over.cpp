@@ -497,7 +497,7 @@ void HandOver::endRollback(const std::shared_ptr<Request>& request, const Failur
         return writer_.inFlight(entry.first).has_value();
     });
     if (!rollbackFailure && !anyWedged) {
-        finish(request, failure.extended("; everything was rolled back"), {lines, {}, 0});
+        finish(request, failure.extended("; everything was rolled back"), {std::move(lines), {}, 0});
         return;
     }
     Failure total(ErrorCode::Inconsistent, failure.what(), failure.publicMessage());
