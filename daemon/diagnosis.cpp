@@ -172,12 +172,14 @@ void checkVm(const Config& config, const VmProfile& vm, const HostFacts& host, s
             findings.push_back({Severity::Error, "no-iommu-group",
                                 address.str() + " is in no IOMMU group: VFIO cannot use it until the IOMMU is on."});
     }
-    for (const PciDevice& blocker : viabilityBlockers(host.devices, handedOver))
+    const std::vector<PciDevice> blockers = viabilityBlockers(host.devices, handedOver);
+    for (const PciDevice& blocker : blockers)
         findings.push_back({Severity::Error, "group-not-viable",
                             "IOMMU group " + std::to_string(blocker.iommuGroup) + " also holds " +
                                 blocker.address.str() + " on " + blocker.driver + ", which profile " + vm.name +
-                                " does not hand over: add it to the profile's devices, or move the card to a "
-                                "slot with its own IOMMU group."});
+                                " does not hand over: add it to the profile's devices (" +
+                                viableDevicesLine(handedOver, blockers) +
+                                "), or move the card to a slot with its own IOMMU group."});
     checkBars(vm, host, findings);
 }
 

@@ -95,11 +95,14 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     for (const auto& [address, device] : machine.devices)
         present.push_back(device);
     std::string blockers;
-    for (const PciDevice& blocker : viabilityBlockers(present, handedOver))
+    const std::vector<PciDevice> blocking = viabilityBlockers(present, handedOver);
+    for (const PciDevice& blocker : blocking)
         blockers += (blockers.empty() ? "" : ", ") + blocker.address.str() + " on " + blocker.driver;
     if (!blockers.empty())
         throw Failure(ErrorCode::NotViable, "the IOMMU group of " + vm + "'s devices also holds " + blockers +
-                                                ": add them to the profile's devices or move the card to another slot");
+                                                ": add them to the profile's devices (" +
+                                                viableDevicesLine(handedOver, blocking) +
+                                                ") or move the card to another slot");
     for (const auto& [address, sizes] : vmProfile.bars) {
         if (!handedOver.contains(address))
             continue;

@@ -21,4 +21,15 @@ std::vector<PciDevice> viabilityBlockers(const std::vector<PciDevice>& present, 
     return blockers;
 }
 
+std::string viableDevicesLine(const std::set<PciAddress>& handedOver, const std::vector<PciDevice>& blockers)
+{
+    std::set<PciAddress> devices = handedOver;
+    for (const PciDevice& blocker : blockers)
+        devices.insert(blocker.address);
+    std::string line = "\"devices\": [";
+    for (const PciAddress& address : devices)
+        line += (line.ends_with("[") ? "\"" : ", \"") + address.str() + "\"";
+    return line + "]";
+}
+
 } // namespace gpuswap

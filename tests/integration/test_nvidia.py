@@ -4,6 +4,7 @@
 always waited for (the driver's remove never returns while it is open), the release pins
 nvidia although nouveau would match first, and a Turing card's four functions must all go."""
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
@@ -74,7 +75,15 @@ def a_turing_card_without_its_usb_functions_is_not_viable(sim):
     before = sim.snapshot()
     message = manager.expect_error('org.gpuswap1.Error.NotViable', 'PrepareVM', 'sa{sv}', ('win11', {}))
     assert f'{USB} on xhci_hcd' in message and f'{UCSI} on nvidia-gpu' in message, message
+    fix = '"devices": ["0000:01:00.0", "0000:01:00.1", "0000:01:00.2", "0000:01:00.3"]'
+    assert fix in message, message
     assert sim.snapshot() == before and sim.kernel_state()['writes'] == []
+    # gpuswapctl diagnose names both missing functions and prints the same line.
+    diagnose = subprocess.run([os.environ['GPUSWAPCTL'], 'diagnose', 'win11'], capture_output=True, text=True,
+                              env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=sim.bus_address))
+    lines = [line for line in diagnose.stdout.splitlines() if 'group-not-viable' in line]
+    assert diagnose.returncode == 1 and len(lines) == 2, diagnose
+    assert all(fix in line for line in lines) and USB in lines[0] + lines[1] and UCSI in lines[0] + lines[1], lines
 
 
 if __name__ == '__main__':
