@@ -228,10 +228,10 @@ void Executor::startStep(const Step& step)
         }
         setDeadline(timeouts_.bind, [this, &step, unbind] {
             if (!writeDone_) {
+                Failure failure = wedged(step);
                 const auto holders = findHolders(soundNodes_);
                 if (holders.empty())
-                    return wedged(step);
-                const Failure failure = wedged(step);
+                    return failure;
                 return Failure(failure.code(),
                                failure.what() + ("; its sound nodes are still open: " + describeHolders(holders) +
                                                  " (close these programs)"),

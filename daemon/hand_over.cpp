@@ -442,7 +442,7 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
     } catch (const Failure& planFailure) {
         steps.clear();
         if (!record.stoppedUnit.empty())
-            steps.push_back({.kind = StepKind::StartUnit, .description = "start " + record.stoppedUnit, .value = record.stoppedUnit});
+            steps.push_back(startUnitStep(record.stoppedUnit));
         runRollback(request, failure, std::move(lines), std::move(steps),
                     Failure(ErrorCode::Inconsistent, std::string("the rollback cannot be planned: ") + planFailure.what()));
         return;
@@ -476,7 +476,7 @@ void HandOver::runRollback(const std::shared_ptr<Request>& request, const Failur
             // Whatever else failed, the user gets the desktop back: a rollback that stopped
             // short of the display manager's start still starts it.
             if (runFailure && !stoppedUnit.empty() && runFailure->code() != ErrorCode::DisplayManagerFailed) {
-                std::vector<Step> restart{{.kind = StepKind::StartUnit, .description = "start " + stoppedUnit, .value = stoppedUnit}};
+                std::vector<Step> restart{startUnitStep(stoppedUnit)};
                 runRollback(request, failure, std::move(lines), std::move(restart), runFailure);
                 return;
             }
@@ -490,15 +490,16 @@ void HandOver::endRollback(const std::shared_ptr<Request>& request, const Failur
     const DeviceSettings before = state_.operation->before;
     state_.operation.reset();
     save();
-    std::string wedged;
+    std::string wedged;  // those the failure does not name already
+    bool anyWedged = false;
     for (const auto& [address, setting] : before) {
+        if (!writer_.inFlight(address))
+            continue;
+        anyWedged = true;
         const std::string named = address.str() + " is wedged";
-        if (writer_.inFlight(address) && std::string_view(failure.what()).find(named) == std::string_view::npos)
+        if (std::string_view(failure.what()).find(named) == std::string_view::npos)
             wedged += (wedged.empty() ? "" : "; ") + named + ": " + writer_.describe(address);
     }
-    const bool anyWedged = std::any_of(before.begin(), before.end(), [this](const auto& entry) {
-        return writer_.inFlight(entry.first).has_value();
-    });
     if (!rollbackFailure && !anyWedged) {
         finish(request, failure.extended("; everything was rolled back"), {std::move(lines), {}, 0});
         return;
@@ -526,17 +527,9 @@ void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Fai
     else
         log::info(request->name + " done in " + std::to_string(outcome.steps.size()) + " steps",
                   {{"OPERATION", request->name}});
-    // Neither the signal nor the reply may keep the queue from moving on.
-    try {
-        listener_.finished(request->name, failure);
-    } catch (const std::exception& e) {
-        log::error("could not announce the end of " + request->name + ": " + e.what());
-    }
-    try {
-        request->reply(failure, std::move(outcome));
-    } catch (const std::exception& e) {
-        log::error("could not answer " + request->name + ": " + e.what());
-    }
+    // The bus layer sends the signal and the reply safely (sendSafely): neither throws.
+    listener_.finished(request->name, failure);
+    request->reply(failure, std::move(outcome));
     current_.reset();
     operationName_.clear();
     listener_.stateChanged();

@@ -168,17 +168,21 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths, const std:
     if (!devices) {
         host.devices = sysfs.readAllDevices();
     } else {
-        std::set<PciAddress> wanted = *devices;
+        std::map<PciAddress, PciDevice> read;
         std::set<int> groups;
-        for (const PciAddress& address : *devices) {
-            const auto device = sysfs.readDevice(address);
-            if (device && device->iommuGroup >= 0 && groups.insert(device->iommuGroup).second)
-                for (const PciAddress& member : sysfs.iommuGroupMembers(device->iommuGroup))
-                    wanted.insert(member);
-        }
-        for (const PciAddress& address : wanted)
-            if (auto device = sysfs.readDevice(address))
-                host.devices.push_back(std::move(*device));
+        for (const PciAddress& address : *devices)
+            if (auto device = sysfs.readDevice(address)) {
+                if (device->iommuGroup >= 0)
+                    groups.insert(device->iommuGroup);
+                read.emplace(address, std::move(*device));
+            }
+        for (int group : groups)
+            for (const PciAddress& member : sysfs.iommuGroupMembers(group))
+                if (!read.contains(member))
+                    if (auto device = sysfs.readDevice(member))
+                        read.emplace(member, std::move(*device));
+        for (auto& [address, device] : read)
+            host.devices.push_back(std::move(device));
     }
     for (const PciDevice& device : host.devices) {
         const std::string method = readAttribute(sysfs.devicePath(device.address) / "reset_method").value_or("");

@@ -31,6 +31,8 @@ struct Move {
     bool toHostDriver() const { return !probe.empty() && probe != kVfio; }
 };
 
+bool byAddress(const Move& a, const Move& b) { return a.device->address < b.device->address; }
+
 Move moveFor(const PciDevice& device, const DeviceSetting& target)
 {
     Move move{&device, &target};
@@ -78,7 +80,7 @@ public:
             planViabilityCheck();
         const std::string& startUnit = transition_.stopUnit.empty() ? transition_.startUnit : transition_.stopUnit;
         if (!startUnit.empty())
-            steps_.push_back({.kind = StepKind::StartUnit, .description = "start " + startUnit, .value = startUnit});
+            steps_.push_back(startUnitStep(startUnit));
         return std::move(steps_);
     }
 
@@ -97,7 +99,7 @@ private:
         for (const auto* group : {&detaching, &attaching})
             for (const Move& move : *group)
                 moves.push_back(&move);
-        std::sort(moves.begin(), moves.end(), [](const Move* a, const Move* b) { return a->device->address < b->device->address; });
+        std::sort(moves.begin(), moves.end(), [](const Move* a, const Move* b) { return byAddress(*a, *b); });
         for (const Move* move : moves) {
             const PciDevice& device = *move->device;
             if (!move->unbind || device.driver == kVfio)
@@ -214,7 +216,7 @@ private:
     // driver bound, then each is probed once.
     void planDetach(std::vector<Move> moves)
     {
-        std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return b.device->address < a.device->address; });
+        std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return byAddress(b, a); });
         for (const Move& move : moves) {
             pin(move);
             if (move.unbind)
@@ -234,7 +236,7 @@ private:
     // driver provides the audio component the HDMI-audio function binds to).
     void planAttach(std::vector<Move> moves)
     {
-        std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return a.device->address < b.device->address; });
+        std::sort(moves.begin(), moves.end(), byAddress);
         for (const Move& move : moves) {
             pin(move);
             if (move.unbind)

@@ -54,6 +54,12 @@ struct Transition {
     HolderPolicy holders = HolderPolicy::Wait;
 };
 
+// Starting a unit again: the end of a plan, or what a failed rollback still does.
+inline Step startUnitStep(const std::string& unit)
+{
+    return {.kind = StepKind::StartUnit, .description = "start " + unit, .value = unit};
+}
+
 // The steps that take the machine from `present` to the transition's targets. Pure: the
 // same input gives the same steps, for dry-run and for the run itself.
 std::vector<Step> planTransition(const std::map<PciAddress, PciDevice>& present, bool vfioLoaded,

@@ -105,29 +105,40 @@ def sigterm_in_the_middle_rolls_back_then_exits(sim):
     assert journal(sim)['operation'] is None
 
 
-@case(config=SLOW_CONFIG, latency=True, units=[{'name': 'gdm.service', 'aliases': ['display-manager.service'],
-                                                'active': True, 'stop_ms': 300, 'start_ms': 300}])
+def kill_at_step_and_restart(sim, manager, method, step, before):
+    """Starts `method` for win11, kills gpuswapd at `step` and starts it again; returns
+    the interrupted operation once the restarted daemon has finished it and the machine
+    is `before` again."""
+    progress = sim.bus.subscribe('org.gpuswap1', 'org.gpuswap1.Manager', 'Progress')
+    manager.call_async(method, 'sa{sv}', ('win11', variants({})))
+    assert sim.bus.wait_until(lambda: any(args[1] == step for _, _, args in progress), timeout=30), step
+    sim.daemon.kill()
+    sim.daemon.wait()
+    interrupted = journal(sim)['operation']
+    assert interrupted, step
+    sim.start_daemon()
+    assert sim.bus.wait_until(lambda: journal(sim)['operation'] is None, timeout=60), step
+    assert sim.bus.wait_until(lambda: machine_state(sim) == before, timeout=10), (step, machine_state(sim))
+    assert manager.get('PreparedVMs') == []
+    return interrupted
+
+
+SLOW_DM = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True, 'stop_ms': 300,
+            'start_ms': 300}]
+
+
+@case(config=SLOW_CONFIG, latency=True, units=SLOW_DM)
 def killed_at_any_step_and_restarted_returns_to_before(sim):
     manager = Manager(sim.bus)
     before = machine_state(sim)
     steps = len(manager.prepare('win11', dry_run=True))
     for step in range(1, steps + 1):
-        progress = sim.bus.subscribe('org.gpuswap1', 'org.gpuswap1.Manager', 'Progress')
-        manager.call_async('PrepareVM', 'sa{sv}', ('win11', variants({})))
-        assert sim.bus.wait_until(lambda: any(args[1] == step for _, _, args in progress), timeout=30), step
-        sim.daemon.kill()
-        sim.daemon.wait()
-        interrupted = journal(sim)['operation']
-        assert interrupted and interrupted['step'] >= step, interrupted
-        sim.start_daemon()
-        assert sim.bus.wait_until(lambda: journal(sim)['operation'] is None, timeout=60), step
-        assert sim.bus.wait_until(lambda: machine_state(sim) == before, timeout=10), (step, machine_state(sim))
-        assert manager.get('PreparedVMs') == []
+        interrupted = kill_at_step_and_restart(sim, manager, 'PrepareVM', step, before)
+        assert interrupted['step'] >= step, interrupted
         print(f'killed at step {step} of {steps} ({interrupted["name"]}): rolled back after the restart', flush=True)
 
 
-@case(config=SLOW_CONFIG, latency=True, units=[{'name': 'gdm.service', 'aliases': ['display-manager.service'],
-                                                'active': True, 'stop_ms': 300, 'start_ms': 300}])
+@case(config=SLOW_CONFIG, latency=True, units=SLOW_DM)
 def killed_at_any_release_step_and_restarted_ends_released(sim):
     """Its VM is gone: an interrupted release is completed, never rolled back to vfio-pci."""
     manager = Manager(sim.bus)
@@ -137,17 +148,8 @@ def killed_at_any_release_step_and_restarted_ends_released(sim):
     for step in range(1, steps + 1):
         if step > 1:
             manager.prepare('win11')
-        progress = sim.bus.subscribe('org.gpuswap1', 'org.gpuswap1.Manager', 'Progress')
-        manager.call_async('ReleaseVM', 'sa{sv}', ('win11', variants({})))
-        assert sim.bus.wait_until(lambda: any(args[1] == step for _, _, args in progress), timeout=30), step
-        sim.daemon.kill()
-        sim.daemon.wait()
-        interrupted = journal(sim)['operation']
-        assert interrupted and interrupted['name'] == 'release:win11', interrupted
-        sim.start_daemon()
-        assert sim.bus.wait_until(lambda: journal(sim)['operation'] is None, timeout=60), step
-        assert sim.bus.wait_until(lambda: machine_state(sim) == before, timeout=10), (step, machine_state(sim))
-        assert manager.get('PreparedVMs') == []
+        interrupted = kill_at_step_and_restart(sim, manager, 'ReleaseVM', step, before)
+        assert interrupted['name'] == 'release:win11', interrupted
         print(f'killed at release step {step} of {steps}: completed after the restart', flush=True)
 
 
