@@ -2,22 +2,26 @@
 // gpuswapctl: the command line of gpuswapd. See gpuswapctl(1).
 #include "bar_size.hpp"
 #include "client_bus.hpp"
+#include "command_line.hpp"
+#include "config.hpp"
+#include "device_names.hpp"
 #include "text.hpp"
 #include "version.hpp"
 
 #include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,61 +30,58 @@
 namespace {
 
 using namespace gpuswap;
+using client::Invocation;
 using nlohmann::json;
 
 enum ExitCode { Ok = 0, Failed = 1, Usage = 2, NotAuthorized = 3, Unreachable = 4 };
 
 // The daemon answers state-changing calls when the work is done: minutes in the worst case.
 constexpr auto kLongCall = std::chrono::minutes(30);
+constexpr const char* kConfigFile = "/etc/gpuswap/gpuswapd.json";
 
 using Options = std::map<std::string, sdbus::Variant>;
 using ManagedObjects = std::map<sdbus::ObjectPath, std::map<std::string, std::map<std::string, sdbus::Variant>>>;
 using Finding = sdbus::Struct<std::string, std::string, std::string>;
 using Bar = sdbus::Struct<uint32_t, uint64_t, uint64_t>;
 
-struct Arguments {
-    std::vector<std::string> words;
-    bool json = false;
-    bool dryRun = false;
-    bool force = false;
-    bool defaultDriver = false;
-    bool askPassword = true;
-};
-
-const char* const kUsage =
-    "Usage: gpuswapctl [OPTIONS] COMMAND\n"
-    "Hands GPUs between the desktop and VFIO virtual machines through gpuswapd.\n\n"
-    "Commands:\n"
-    "  status                      daemon, profiles, prepared VMs and the GPUs\n"
-    "  prepare VM                  hand VM's devices over to vfio-pci\n"
-    "  release VM                  give them back to their host drivers\n"
-    "  rebind ADDRESS DRIVER       bind a device to DRIVER (--default: the kernel's choice)\n"
-    "  resize-bar ADDRESS BAR SIZE resize a BAR (SIZE: 8G, 256M or bytes)\n"
-    "  diagnose [VM]               what stands in the way of a hand-over\n"
-    "  monitor                     follow what gpuswapd does\n"
-    "  reload                      read the configuration again\n\n"
-    "Options:\n"
-    "  --dry-run                   show the steps without changing anything\n"
-    "  --force                     rebind even while processes hold the device\n"
-    "  --default                   rebind to the kernel's default driver\n"
-    "  --json                      machine-readable output of status and diagnose\n"
-    "  --no-ask-password           never ask for a password\n"
-    "  -h, --help                  this help\n"
-    "  --version                   the version of gpuswapctl\n\n"
-    "Exit status: 0 done, 1 failed, 2 usage, 3 not authorized, 4 gpuswapd unreachable.\n";
-
 // Everything gpuswapd or the system says is escaped before it reaches a terminal.
 std::string shown(const std::string& text) { return escapeText(text); }
 
-int usage(const char* problem)
+// Colour on a terminal only, and never when NO_COLOR is set (no-color.org) or TERM=dumb.
+class Style {
+public:
+    Style()
+    {
+        const char* noColor = std::getenv("NO_COLOR");
+        const char* term = std::getenv("TERM");
+        colour_ = isatty(STDOUT_FILENO) != 0 && (noColor == nullptr || *noColor == '\0') &&
+                  (term == nullptr || std::strcmp(term, "dumb") != 0);
+    }
+    std::string good(const std::string& text) const { return paint("32", text); }
+    std::string bad(const std::string& text) const { return paint("1;31", text); }
+    std::string warn(const std::string& text) const { return paint("33", text); }
+    std::string dim(const std::string& text) const { return paint("2", text); }
+    std::string strong(const std::string& text) const { return paint("1", text); }
+
+private:
+    std::string paint(const char* code, const std::string& text) const
+    {
+        return colour_ ? std::string("\033[") + code + "m" + text + "\033[0m" : text;
+    }
+    bool colour_ = false;
+};
+
+void printJson(const json& document) { std::printf("%s\n", document.dump(2).c_str()); }
+
+std::string seconds(double value)
 {
-    std::fprintf(stderr, "gpuswapctl: %s\n\n%s", problem, kUsage);
-    return Usage;
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f s", value);
+    return text;
 }
 
-int report(const sdbus::Error& error)
+int exitCodeOf(const sdbus::Error& error)
 {
-    std::fprintf(stderr, "gpuswapctl: %s\n", shown(error.getMessage()).c_str());
     if (client::isUnreachable(error))
         return Unreachable;
     if (error.getName() == "org.freedesktop.DBus.Error.AccessDenied" ||
@@ -141,48 +142,75 @@ private:
     pid_t pid_ = -1;
 };
 
-class Ctl {
+// The steps of the caller's own operation as gpuswapd reports them (Progress), each with
+// the time it took. Signals of other operations (another VM's hand-over this call waits
+// behind) are not ours and are ignored.
+class StepClock {
 public:
-    explicit Ctl(const Arguments& arguments)
-        : arguments_(arguments), connection_(sdbus::createSystemBusConnection()), manager_(client::managerProxy(*connection_))
+    StepClock(std::string operation, bool print, const Style& style)
+        : operation_(std::move(operation)), print_(print), live_(print && isatty(STDOUT_FILENO) != 0), style_(style)
     {
     }
 
-    int status();
-    int handOver(const std::string& method, const std::string& vm);
-    int rebind(const std::string& address, const std::string& driver);
-    int resizeBar(const std::string& address, uint32_t bar, uint64_t size);
-    int diagnose(const std::string& vm);
-    int monitor();
-    int reload();
+    void onProgress(const std::string& operation, uint32_t step, uint32_t steps, const std::string& description)
+    {
+        if (operation != operation_)
+            return;
+        finishCurrent(true);
+        current_ = Step{step, steps, description, std::chrono::steady_clock::now(), std::nullopt};
+        if (live_) {  // a terminal shows the step while it runs
+            std::printf("%s %s", style_.dim("[" + std::to_string(step) + "/" + std::to_string(steps) + "]").c_str(),
+                        shown(description).c_str());
+            std::fflush(stdout);
+        }
+    }
+
+    // The call's reply: the last step ends with it.
+    void finish(bool success) { finishCurrent(success); }
+
+    json steps() const
+    {
+        json list = json::array();
+        for (const Step& step : done_)
+            list.push_back({{"step", step.number}, {"description", step.description}, {"seconds", *step.seconds}});
+        return list;
+    }
+    bool any() const { return !done_.empty(); }
 
 private:
-    // The options of a state-changing call.
-    Options options() const;
-    // Runs a long call asynchronously so Progress signals show while it runs.
-    template <typename Result>
-    std::optional<Result> longCall(const std::string& method, const std::function<void(sdbus::MethodCall&)>& arguments,
-                                   std::optional<sdbus::Error>& failure);
-    template <typename Value>
-    Value property(const std::string& name)
+    struct Step {
+        uint32_t number;
+        uint32_t of;
+        std::string description;
+        std::chrono::steady_clock::time_point started;
+        std::optional<double> seconds;
+    };
+
+    void finishCurrent(bool success)
     {
-        return manager_->getProperty(bus::PropertyName{name}).onInterface(bus::InterfaceName{client::kManagerInterface}).get<Value>();
+        if (!current_)
+            return;
+        Step step = std::move(*current_);
+        current_.reset();
+        step.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step.started).count();
+        if (print_) {
+            if (!live_)
+                std::printf("%s %s", style_.dim("[" + std::to_string(step.number) + "/" + std::to_string(step.of) + "]").c_str(),
+                            shown(step.description).c_str());
+            const std::string took = seconds(*step.seconds);
+            std::printf(" %s\n", success ? style_.dim("(" + took + ")").c_str() : style_.bad("(failed after " + took + ")").c_str());
+            std::fflush(stdout);
+        }
+        done_.push_back(std::move(step));
     }
 
-    const Arguments& arguments_;
-    std::unique_ptr<sdbus::IConnection> connection_;
-    std::unique_ptr<sdbus::IProxy> manager_;
+    std::string operation_;
+    bool print_;
+    bool live_;
+    const Style& style_;
+    std::optional<Step> current_;
+    std::vector<Step> done_;
 };
-
-Options Ctl::options() const
-{
-    Options options;
-    if (arguments_.dryRun)
-        options.emplace("dry-run", sdbus::Variant(true));
-    if (arguments_.askPassword && isatty(STDIN_FILENO) != 0)
-        options.emplace("interactive", sdbus::Variant(true));
-    return options;
-}
 
 std::string className(uint32_t classCode)
 {
@@ -197,15 +225,74 @@ std::string className(uint32_t classCode)
     }
 }
 
+class Ctl {
+public:
+    explicit Ctl(const Invocation& invocation)
+        : invocation_(invocation), connection_(sdbus::createSystemBusConnection()), manager_(client::managerProxy(*connection_))
+    {
+    }
+
+    int status();
+    int handOver();
+    int rebind();
+    int resizeBar();
+    int diagnose();
+    int monitor();
+    int reload();
+    int report(const sdbus::Error& error, json document = json::object()) const;
+
+private:
+    // The options of a state-changing call.
+    Options options() const;
+    // A state-changing call, run asynchronously so its Progress shows while it runs; the
+    // message may ask polkit to prompt (allow-interactive-authorization).
+    std::optional<sdbus::MethodReply> longCall(const std::string& method,
+                                               const std::function<void(sdbus::MethodCall&)>& arguments,
+                                               std::optional<sdbus::Error>& failure, StepClock& clock);
+    template <typename Value>
+    Value property(const std::string& name)
+    {
+        return manager_->getProperty(bus::PropertyName{name}).onInterface(bus::InterfaceName{client::kManagerInterface}).get<Value>();
+    }
+    bool interactive() const { return invocation_.askPassword && isatty(STDIN_FILENO) != 0; }
+
+    const Invocation& invocation_;
+    Style style_;
+    std::unique_ptr<sdbus::IConnection> connection_;
+    std::unique_ptr<sdbus::IProxy> manager_;
+};
+
+int Ctl::report(const sdbus::Error& error, json document) const
+{
+    std::fprintf(stderr, "gpuswapctl: %s\n", style_.bad(shown(error.getMessage())).c_str());
+    if (invocation_.json) {
+        document["error"] = {{"name", error.getName()}, {"message", error.getMessage()}};
+        printJson(document);
+    }
+    return exitCodeOf(error);
+}
+
+Options Ctl::options() const
+{
+    Options options;
+    if (invocation_.dryRun)
+        options.emplace("dry-run", sdbus::Variant(true));
+    return options;
+}
+
 json deviceJson(const std::string& path, const std::map<std::string, sdbus::Variant>& properties)
 {
     json bars = json::array();
     for (const Bar& bar : properties.at("Bars").get<std::vector<Bar>>())
         bars.push_back({{"index", std::get<0>(bar)}, {"size", std::get<1>(bar)}, {"supported", std::get<2>(bar)}});
+    const auto address = properties.at("Address").get<std::string>();
+    const auto name = client::deviceName(address);
     return {{"path", path},
-            {"address", properties.at("Address").get<std::string>()},
+            {"address", address},
             {"vendor_id", properties.at("VendorId").get<uint16_t>()},
             {"device_id", properties.at("DeviceId").get<uint16_t>()},
+            {"vendor_name", name.vendor},
+            {"model_name", name.model},
             {"class", properties.at("Class").get<uint32_t>()},
             {"driver", properties.at("Driver").get<std::string>()},
             {"driver_override", properties.at("DriverOverride").get<std::string>()},
@@ -228,8 +315,8 @@ int Ctl::status()
                    {"prepared_vms", property<std::vector<std::string>>("PreparedVMs")},
                    {"operation", property<std::string>("Operation")},
                    {"devices", devices}};
-    if (arguments_.json) {
-        std::printf("%s\n", status.dump(2).c_str());
+    if (invocation_.json) {
+        printJson(status);
         return Ok;
     }
     const auto list = [](const json& names) {
@@ -242,11 +329,11 @@ int Ctl::status()
     std::printf("Profiles:     %s\n", list(status["profiles"]).c_str());
     std::printf("Prepared VMs: %s\n", list(status["prepared_vms"]).c_str());
     const std::string operation = shown(status["operation"]);
-    std::printf("Operation:    %s\n\n", operation.empty() ? "idle" : operation.c_str());
-    std::printf("%-13s %-16s %-14s %5s  %-34s %s\n", "ADDRESS", "DEVICE", "DRIVER", "GROUP", "BARS", "DRM");
+    std::printf("Operation:    %s\n\n", operation.empty() ? "idle" : style_.warn(operation).c_str());
+    std::printf("%s\n", style_.strong("ADDRESS       DEVICE           DRIVER         GROUP  BARS                               DRM       NAME").c_str());
     for (const json& device : devices) {
-        char name[32];
-        std::snprintf(name, sizeof name, "%04x:%04x %s%s", device["vendor_id"].get<unsigned>(),
+        char id[32];
+        std::snprintf(id, sizeof id, "%04x:%04x %s%s", device["vendor_id"].get<unsigned>(),
                       device["device_id"].get<unsigned>(), className(device["class"]).c_str(),
                       device["boot_vga"].get<bool>() ? "*" : "");
         std::string bars;
@@ -259,41 +346,45 @@ int Ctl::status()
         std::string drm;
         for (const json& node : device["drm_nodes"])
             drm += (drm.empty() ? "" : " ") + shown(node.get<std::string>());
-        const std::string driver = shown(device["driver"]);
+        std::string driver = shown(device["driver"]);
+        char driverColumn[64];
+        std::snprintf(driverColumn, sizeof driverColumn, "%-14s", driver.empty() ? "-" : driver.c_str());
         const int group = device["iommu_group"];
-        std::printf("%-13s %-16s %-14s %5s  %-34s %s\n", shown(device["address"]).c_str(), name,
-                    driver.empty() ? "-" : driver.c_str(), group < 0 ? "-" : std::to_string(group).c_str(),
-                    bars.empty() ? "-" : bars.c_str(), drm.empty() ? "-" : drm.c_str());
+        std::string name = shown(device["vendor_name"]);
+        if (!device["model_name"].get<std::string>().empty())
+            name += (name.empty() ? "" : " ") + shown(device["model_name"]);
+        std::printf("%-13s %-16s %s %5s  %-34s %-9s %s\n", shown(device["address"]).c_str(), id,
+                    driver == "vfio-pci" ? style_.good(driverColumn).c_str() : driverColumn,
+                    group < 0 ? "-" : std::to_string(group).c_str(), bars.empty() ? "-" : bars.c_str(),
+                    drm.empty() ? "-" : drm.c_str(), name.c_str());
     }
     std::printf("\n* the boot display\n");
     return Ok;
 }
 
-template <typename Result>
-std::optional<Result> Ctl::longCall(const std::string& method, const std::function<void(sdbus::MethodCall&)>& arguments,
-                                    std::optional<sdbus::Error>& failure)
+std::optional<sdbus::MethodReply> Ctl::longCall(const std::string& method,
+                                                const std::function<void(sdbus::MethodCall&)>& arguments,
+                                                std::optional<sdbus::Error>& failure, StepClock& clock)
 {
-    PasswordAgent agent(arguments_.askPassword && !arguments_.dryRun);
-    if (!arguments_.json)
-        manager_->uponSignal(bus::SignalName{"Progress"})
-            .onInterface(bus::InterfaceName{client::kManagerInterface})
-            .call([](const std::string&, uint32_t step, uint32_t steps, const std::string& description) {
-                std::printf("[%u/%u] %s\n", step, steps, shown(description).c_str());
-                std::fflush(stdout);
-            });
+    PasswordAgent agent(interactive() && !invocation_.dryRun);
+    manager_->uponSignal(bus::SignalName{"Progress"})
+        .onInterface(bus::InterfaceName{client::kManagerInterface})
+        .call([&clock](const std::string& name, uint32_t step, uint32_t steps, const std::string& description) {
+            clock.onProgress(name, step, steps, description);
+        });
     bus::finishRegistration(*manager_);
     auto call = manager_->createMethodCall(bus::InterfaceName{client::kManagerInterface}, bus::MethodName{method});
     arguments(call);
-    std::optional<Result> result;
+    if (interactive())
+        sd_bus_message_set_allow_interactive_authorization(bus::RawMessage::of(call), 1);
+    std::optional<sdbus::MethodReply> result;
     bool done = false;
     bus::callAsync(*manager_, call, [&](sdbus::MethodReply& reply, const sdbus::Error* error) {
-        if (error != nullptr) {
+        if (error != nullptr)
             failure = *error;
-        } else {
-            Result value{};
-            reply >> value;
-            result = value;
-        }
+        else
+            result = reply;
+        clock.finish(error == nullptr);
         done = true;
         connection_->leaveEventLoop();
     }, kLongCall);
@@ -302,63 +393,103 @@ std::optional<Result> Ctl::longCall(const std::string& method, const std::functi
     return result;
 }
 
-int Ctl::handOver(const std::string& method, const std::string& vm)
+int Ctl::handOver()
 {
+    const bool prepare = invocation_.command == "prepare";
+    const std::string& vm = invocation_.arguments[0];
+    const std::string operation = (prepare ? "prepare:" : "release:") + vm;
+    StepClock clock(operation, !invocation_.json, style_);
     std::optional<sdbus::Error> failure;
-    const auto steps = longCall<std::vector<std::string>>(
-        method, [&](sdbus::MethodCall& call) { call << vm << options(); }, failure);
-    if (!steps)
-        return report(*failure);
-    if (steps->empty())
+    auto reply = longCall(prepare ? "PrepareVM" : "ReleaseVM",
+                          [&](sdbus::MethodCall& call) { call << vm << options(); }, failure, clock);
+    json document = {{"vm", vm}, {"operation", invocation_.command}, {"dry_run", invocation_.dryRun}};
+    if (!reply) {
+        document["steps"] = clock.steps();
+        return report(*failure, document);
+    }
+    std::vector<std::string> steps;
+    *reply >> steps;
+    if (invocation_.json) {
+        document["steps"] = invocation_.dryRun || !clock.any() ? json(steps) : clock.steps();
+        printJson(document);
+    } else if (steps.empty()) {
         std::printf("%s: nothing to do\n", shown(vm).c_str());
-    else if (arguments_.dryRun)
-        for (size_t i = 0; i < steps->size(); ++i)
-            std::printf("would %zu. %s\n", i + 1, shown((*steps)[i]).c_str());
-    else
-        std::printf("%s: done in %zu steps\n", shown(vm).c_str(), steps->size());
+    } else if (invocation_.dryRun) {
+        for (size_t i = 0; i < steps.size(); ++i)
+            std::printf("would %zu. %s\n", i + 1, shown(steps[i]).c_str());
+    } else {
+        std::printf("%s: %s in %zu steps\n", shown(vm).c_str(), style_.good("done").c_str(), steps.size());
+    }
     return Ok;
 }
 
-int Ctl::rebind(const std::string& address, const std::string& driver)
+int Ctl::rebind()
 {
+    const std::string& address = invocation_.arguments[0];
+    const std::string& driver = invocation_.arguments[1];
     Options options = this->options();
-    if (arguments_.force)
+    if (invocation_.force)
         options.emplace("force", sdbus::Variant(true));
+    StepClock clock("rebind:" + address, !invocation_.json, style_);
     std::optional<sdbus::Error> failure;
-    const auto previous = longCall<std::string>(
-        "RebindDevice", [&](sdbus::MethodCall& call) { call << address << driver << options; }, failure);
-    if (!previous)
-        return report(*failure);
-    std::printf("%s: was on %s\n", shown(address).c_str(), previous->empty() ? "no driver" : shown(*previous).c_str());
+    auto reply = longCall("RebindDevice",
+                          [&](sdbus::MethodCall& call) { call << address << driver << options; }, failure, clock);
+    json document = {{"address", address}, {"driver", driver}, {"dry_run", invocation_.dryRun}};
+    if (!reply)
+        return report(*failure, document);
+    std::string previous;
+    *reply >> previous;
+    document["previous_driver"] = previous;
+    if (invocation_.json)
+        printJson(document);
+    else
+        std::printf("%s: was on %s\n", shown(address).c_str(), previous.empty() ? "no driver" : shown(previous).c_str());
     return Ok;
 }
 
-int Ctl::resizeBar(const std::string& address, uint32_t bar, uint64_t size)
+int Ctl::resizeBar()
 {
+    const std::string& address = invocation_.arguments[0];
+    StepClock clock("resize:" + address, !invocation_.json, style_);
     std::optional<sdbus::Error> failure;
-    const auto previous = longCall<uint64_t>(
-        "ResizeBar", [&](sdbus::MethodCall& call) { call << address << bar << size << options(); }, failure);
-    if (!previous)
-        return report(*failure);
-    std::printf("%s BAR %u: %s -> %s\n", shown(address).c_str(), bar, formatSize(*previous).c_str(), formatSize(size).c_str());
+    auto reply = longCall("ResizeBar",
+                          [&](sdbus::MethodCall& call) { call << address << invocation_.bar << invocation_.size << options(); },
+                          failure, clock);
+    json document = {{"address", address}, {"bar", invocation_.bar}, {"size", invocation_.size}, {"dry_run", invocation_.dryRun}};
+    if (!reply)
+        return report(*failure, document);
+    uint64_t previous = 0;
+    *reply >> previous;
+    document["previous_size"] = previous;
+    if (invocation_.json)
+        printJson(document);
+    else
+        std::printf("%s BAR %u: %s -> %s\n", shown(address).c_str(), invocation_.bar, formatSize(previous).c_str(),
+                    formatSize(invocation_.size).c_str());
     return Ok;
 }
 
-int Ctl::diagnose(const std::string& vm)
+int Ctl::diagnose()
 {
+    const std::string vm = invocation_.arguments.empty() ? std::string() : invocation_.arguments[0];
     std::vector<Finding> findings;
     manager_->callMethod(bus::MethodName{"Diagnose"}).onInterface(bus::InterfaceName{client::kManagerInterface}).withArguments(vm).storeResultsTo(findings);
-    if (arguments_.json) {
+    if (invocation_.json) {
         json list = json::array();
         for (const Finding& finding : findings)
             list.push_back({{"severity", std::get<0>(finding)}, {"code", std::get<1>(finding)}, {"message", std::get<2>(finding)}});
-        std::printf("%s\n", list.dump(2).c_str());
+        printJson(list);
     } else if (findings.empty()) {
-        std::printf("No problems found.\n");
+        std::printf("%s\n", style_.good("No problems found.").c_str());
     } else {
-        for (const Finding& finding : findings)
-            std::printf("%-7s %-22s %s\n", shown(std::get<0>(finding)).c_str(), shown(std::get<1>(finding)).c_str(),
-                        shown(std::get<2>(finding)).c_str());
+        for (const Finding& finding : findings) {
+            char severity[16];
+            std::snprintf(severity, sizeof severity, "%-7s", shown(std::get<0>(finding)).c_str());
+            const bool error = std::get<0>(finding) == "error";
+            const bool warning = std::get<0>(finding) == "warning";
+            std::printf("%s %-22s %s\n", error ? style_.bad(severity).c_str() : warning ? style_.warn(severity).c_str() : severity,
+                        shown(std::get<1>(finding)).c_str(), shown(std::get<2>(finding)).c_str());
+        }
     }
     const bool errors = std::any_of(findings.begin(), findings.end(), [](const Finding& f) { return std::get<0>(f) == "error"; });
     return errors ? Failed : Ok;
@@ -366,19 +497,29 @@ int Ctl::diagnose(const std::string& vm)
 
 int Ctl::monitor()
 {
+    const bool asJson = invocation_.json;
     manager_->uponSignal(bus::SignalName{"Progress"})
         .onInterface(bus::InterfaceName{client::kManagerInterface})
-        .call([](const std::string& operation, uint32_t step, uint32_t steps, const std::string& description) {
-            std::printf("%s [%u/%u] %s\n", shown(operation).c_str(), step, steps, shown(description).c_str());
+        .call([this, asJson](const std::string& operation, uint32_t step, uint32_t steps, const std::string& description) {
+            if (asJson)
+                std::printf("%s\n", json({{"operation", operation}, {"step", step}, {"steps", steps}, {"description", description}}).dump().c_str());
+            else
+                std::printf("%s %s %s\n", shown(operation).c_str(),
+                            style_.dim("[" + std::to_string(step) + "/" + std::to_string(steps) + "]").c_str(),
+                            shown(description).c_str());
             std::fflush(stdout);
         });
     manager_->uponSignal(bus::SignalName{"OperationFinished"})
         .onInterface(bus::InterfaceName{client::kManagerInterface})
-        .call([](const std::string& operation, bool success, const std::string& name, const std::string& message) {
-            if (success)
-                std::printf("%s finished\n", shown(operation).c_str());
+        .call([this, asJson](const std::string& operation, bool success, const std::string& name, const std::string& message) {
+            if (asJson)
+                std::printf("%s\n", json({{"operation", operation}, {"finished", true}, {"success", success},
+                                          {"error", name}, {"message", message}}).dump().c_str());
+            else if (success)
+                std::printf("%s %s\n", shown(operation).c_str(), style_.good("finished").c_str());
             else
-                std::printf("%s failed: %s: %s\n", shown(operation).c_str(), shown(name).c_str(), shown(message).c_str());
+                std::printf("%s %s: %s: %s\n", shown(operation).c_str(), style_.bad("failed").c_str(), shown(name).c_str(),
+                            shown(message).c_str());
             std::fflush(stdout);
         });
     bus::finishRegistration(*manager_);
@@ -388,85 +529,89 @@ int Ctl::monitor()
 
 int Ctl::reload()
 {
-    PasswordAgent agent(arguments_.askPassword);
-    manager_->callMethod(bus::MethodName{"Reload"}).onInterface(bus::InterfaceName{client::kManagerInterface}).withTimeout(kLongCall);
+    StepClock clock("reload", false, style_);
+    std::optional<sdbus::Error> failure;
+    if (!longCall("Reload", [](sdbus::MethodCall&) {}, failure, clock))
+        return report(*failure);
+    if (invocation_.json)
+        printJson({{"reloaded", true}});
     return Ok;
 }
 
-std::optional<uint64_t> parseSize(const std::string& text)
+// Without gpuswapd: the same parser and messages as a reload.
+int checkConfig(const Invocation& invocation)
 {
-    if (auto bytes = parseBarSize(text))
-        return bytes;
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
-        return std::nullopt;
-    return std::stoull(text);
+    const std::string file = invocation.arguments.empty() ? kConfigFile : invocation.arguments[0];
+    json document = {{"file", file}};
+    try {
+        const Config config = readConfigFile(file);
+        json profiles = json::array();
+        for (const auto& [name, _] : config.vms)
+            profiles.push_back(name);
+        document.update({{"valid", true}, {"profiles", profiles}});
+        if (invocation.json)
+            printJson(document);
+        else
+            std::printf("%s: valid, %zu VM profile(s)\n", shown(file).c_str(), config.vms.size());
+        return Ok;
+    } catch (const ConfigError& e) {
+        std::fprintf(stderr, "%s\n", shown(e.what()).c_str());
+        if (invocation.json) {
+            document.update({{"valid", false}, {"error", e.what()}});
+            printJson(document);
+        }
+        return Failed;
+    }
 }
 
-int run(const Arguments& arguments)
+int run(const Invocation& invocation)
 {
-    const auto& w = arguments.words;
-    const std::string& command = w[0];
-    const auto expect = [&](size_t count) { return w.size() == count; };
-    Ctl ctl(arguments);
-    if (command == "status" && expect(1))
-        return ctl.status();
-    if ((command == "prepare" || command == "release") && expect(2))
-        return ctl.handOver(command == "prepare" ? "PrepareVM" : "ReleaseVM", w[1]);
-    if (command == "rebind" && (expect(3) || (expect(2) && arguments.defaultDriver)))
-        return ctl.rebind(w[1], arguments.defaultDriver ? std::string() : w[2]);
-    if (command == "resize-bar" && expect(4)) {
-        const auto size = parseSize(w[3]);
-        if (!size || w[2].empty() || w[2].find_first_not_of("0123456789") != std::string::npos || w[2].size() > 2)
-            return usage("resize-bar wants ADDRESS BAR SIZE, for example 0000:03:00.0 0 8G");
-        return ctl.resizeBar(w[1], static_cast<uint32_t>(std::stoul(w[2])), *size);
+    const std::string& command = invocation.command;
+    if (command == "check-config")
+        return checkConfig(invocation);
+    std::unique_ptr<Ctl> ctl;
+    try {
+        ctl = std::make_unique<Ctl>(invocation);
+    } catch (const sdbus::Error& e) {
+        std::fprintf(stderr, "gpuswapctl: cannot reach the system bus: %s\n", shown(e.getMessage()).c_str());
+        return Unreachable;
     }
-    if (command == "diagnose" && (expect(1) || expect(2)))
-        return ctl.diagnose(w.size() == 2 ? w[1] : std::string());
-    if (command == "monitor" && expect(1))
-        return ctl.monitor();
-    if (command == "reload" && expect(1))
-        return ctl.reload();
-    return usage(("bad command line for \"" + command + "\"").c_str());
+    try {
+        if (command == "status")
+            return ctl->status();
+        if (command == "prepare" || command == "release")
+            return ctl->handOver();
+        if (command == "rebind")
+            return ctl->rebind();
+        if (command == "resize-bar")
+            return ctl->resizeBar();
+        if (command == "diagnose")
+            return ctl->diagnose();
+        if (command == "monitor")
+            return ctl->monitor();
+        return ctl->reload();
+    } catch (const sdbus::Error& e) {
+        return ctl->report(e);
+    }
 }
 
 } // namespace
 
 int main(int argc, char* argv[])
 {
-    Arguments arguments;
-    for (int i = 1; i < argc; ++i) {
-        const std::string word = argv[i];
-        if (word == "-h" || word == "--help") {
-            std::printf("%s", kUsage);
-            return Ok;
-        }
-        if (word == "--version") {
-            std::printf("gpuswapctl %s\n", kVersion);
-            return Ok;
-        }
-        if (word == "--json")
-            arguments.json = true;
-        else if (word == "--dry-run")
-            arguments.dryRun = true;
-        else if (word == "--force")
-            arguments.force = true;
-        else if (word == "--default")
-            arguments.defaultDriver = true;
-        else if (word == "--no-ask-password")
-            arguments.askPassword = false;
-        else if (word.starts_with("--"))
-            return usage(("unknown option " + word).c_str());
-        else
-            arguments.words.push_back(word);
+    const auto parsed = client::parseCommandLine(std::vector<std::string>(argv, argv + argc), kVersion);
+    if (const auto* text = std::get_if<client::Text>(&parsed)) {
+        std::printf("%s", text->text.c_str());
+        return Ok;
     }
-    if (arguments.words.empty())
-        return usage("no command given");
+    if (const auto* error = std::get_if<client::UsageError>(&parsed)) {
+        std::fprintf(stderr, "gpuswapctl: %s\n%s\n", shown(error->problem).c_str(), error->hint.c_str());
+        return Usage;
+    }
     try {
-        return run(arguments);
-    } catch (const sdbus::Error& e) {
-        return report(e);
+        return run(std::get<Invocation>(parsed));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "gpuswapctl: %s\n", e.what());
+        std::fprintf(stderr, "gpuswapctl: %s\n", shown(e.what()).c_str());
         return Failed;
     }
 }

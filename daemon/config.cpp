@@ -224,9 +224,9 @@ Timeouts parseTimeouts(const Validator& v, const json& value, const std::string&
 
 PciAddress parseAddress(const Validator& v, std::string_view text, const std::string& path)
 {
-    auto address = PciAddress::parse(text);
+    auto address = PciAddress::parseAnyForm(text);
     if (!address)
-        v.fail(path, "\"" + std::string(text) + "\" is not a PCI address of the form DDDD:BB:DD.F (hex)");
+        v.fail(path, "\"" + std::string(text) + "\" is not a PCI address (0000:03:00.0, 03:00.0 or pci_0000_03_00_0)");
     return *address;
 }
 
@@ -356,19 +356,24 @@ Config parseConfig(std::string_view text, const std::string& fileName)
     return config;
 }
 
-Config loadConfig(const std::filesystem::path& path)
+Config readConfigFile(const std::filesystem::path& path)
 {
     std::ifstream file(path, std::ios::binary);
-    if (!file) {
-        if (errno == ENOENT)
-            return Config{};
+    if (!file)
         throw ConfigError(path.string() + ": cannot read: " + std::error_code(errno, std::generic_category()).message());
-    }
     std::ostringstream text;
     text << file.rdbuf();
     if (file.bad())
         throw ConfigError(path.string() + ": cannot read: " + std::error_code(errno, std::generic_category()).message());
     return parseConfig(text.str(), path.string());
+}
+
+Config loadConfig(const std::filesystem::path& path)
+{
+    std::error_code error;
+    if (!std::filesystem::exists(path, error) && !error)
+        return Config{};
+    return readConfigFile(path);
 }
 
 } // namespace gpuswap

@@ -52,6 +52,8 @@ public:
 Config parseConfig(std::string_view text, const std::string& fileName);
 // A missing file is an empty configuration (no profiles); any other read error throws.
 Config loadConfig(const std::filesystem::path& path);
+// As loadConfig, but a missing file is an error too (check-config).
+Config readConfigFile(const std::filesystem::path& path);
 
 // VM names as libvirt accepts them, limited to what the daemon stores: 1-255 bytes,
 // no '/', no control characters.

@@ -331,8 +331,10 @@ void Executor::startUnitStep(const Step& step, bool start)
     context_.units.systemState([this, serial, &step, finished](const std::optional<std::string>& error, const std::string& state) {
         if (serial != serial_)
             return;
-        if (!error && state == "stopping")
+        if (!error && state == "stopping") {
+            log::info("not starting " + step.value + ": the system is shutting down");
             complete(std::nullopt, " (skipped: the system is shutting down)");
+        }
         else
             context_.units.start(step.value, finished);
     });

@@ -21,6 +21,8 @@ void printUsage(FILE* out)
                  "  --state-dir=PATH   where interrupted operations are recorded (default /run/gpuswapd)\n"
                  "  --bus-address=ADDR serve this D-Bus address instead of the system bus (tests)\n"
                  "  --log-level=LEVEL  debug, info, warning or error (default info)\n"
+                 "  --check-config=PATH  check a configuration file as a reload would and exit\n"
+                 "                     (0 valid, 1 not)\n"
                  "  --version          print the version\n"
                  "  --help             print this help\n");
 }
@@ -29,12 +31,13 @@ void printUsage(FILE* out)
 
 int main(int argc, char* argv[])
 {
-    enum { Config = 1, StateDir, BusAddress, LogLevel, Version, Help };
+    enum { Config = 1, StateDir, BusAddress, LogLevel, CheckConfig, Version, Help };
     static const option longOptions[] = {
         {"config", required_argument, nullptr, Config},
         {"state-dir", required_argument, nullptr, StateDir},
         {"bus-address", required_argument, nullptr, BusAddress},
         {"log-level", required_argument, nullptr, LogLevel},
+        {"check-config", required_argument, nullptr, CheckConfig},
         {"version", no_argument, nullptr, Version},
         {"help", no_argument, nullptr, Help},
         {nullptr, 0, nullptr, 0},
@@ -56,6 +59,15 @@ int main(int argc, char* argv[])
             level = *parsed;
             break;
         }
+        case CheckConfig:
+            try {
+                const auto checked = gpuswap::readConfigFile(optarg);
+                std::printf("%s: valid, %zu VM profile(s)\n", optarg, checked.vms.size());
+                return 0;
+            } catch (const gpuswap::ConfigError& e) {
+                std::fprintf(stderr, "%s\n", e.what());
+                return 1;
+            }
         case Version: std::printf("gpuswapd %s\n", gpuswap::kVersion); return 0;
         case Help: printUsage(stdout); return 0;
         default: printUsage(stderr); return 2;

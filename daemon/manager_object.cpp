@@ -46,20 +46,11 @@ std::vector<std::string> profileNames(const Config& config)
     return names;
 }
 
-// sdbus-c++ 1.2 hides the sd_bus_message*, which the allow-interactive-authorization
-// flag needs; a pointer to the protected member formed in a derived class reaches it.
-struct RawMessage : sdbus::Message {
-    static sd_bus_message* of(const sdbus::Message& message)
-    {
-        return static_cast<sd_bus_message*>(message.*(&RawMessage::msg_));
-    }
-};
-
 Caller currentCaller(sdbus::IObject& object, bool interactiveOption)
 {
     const auto& message = bus::currentMessage(object);
     return {message.getSender(),
-            interactiveOption || sd_bus_message_get_allow_interactive_authorization(RawMessage::of(message)) > 0};
+            interactiveOption || sd_bus_message_get_allow_interactive_authorization(bus::RawMessage::of(message)) > 0};
 }
 
 RequestOptions parseOptions(const std::map<std::string, sdbus::Variant>& options, const std::set<std::string>& accepted)

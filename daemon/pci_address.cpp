@@ -39,6 +39,20 @@ std::optional<PciAddress> PciAddress::parse(std::string_view text)
     return PciAddress(std::move(canonical));
 }
 
+std::optional<PciAddress> PciAddress::parseAnyForm(std::string_view text)
+{
+    if (text.size() == 7)  // lspci: BB:DD.F
+        return parse("0000:" + std::string(text));
+    if (text.size() == 16 && text.starts_with("pci_") && text[8] == '_' && text[11] == '_' && text[14] == '_') {
+        std::string kernelForm(text.substr(4));  // virsh nodedev: pci_DDDD_BB_DD_F
+        kernelForm[4] = ':';
+        kernelForm[7] = ':';
+        kernelForm[10] = '.';
+        return parse(kernelForm);
+    }
+    return parse(text);
+}
+
 std::string PciAddress::objectPath() const
 {
     std::string path = "/org/gpuswap1/device/pci_" + text_;

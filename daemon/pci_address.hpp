@@ -14,6 +14,9 @@ public:
     // Accepts either case; rejects anything that is not exactly DDDD:BB:DD.F with
     // device <= 0x1f and function <= 7, as the kernel never names such a function.
     static std::optional<PciAddress> parse(std::string_view text);
+    // What people paste: also lspci's BB:DD.F (domain 0000) and virsh's pci_DDDD_BB_DD_F.
+    // For the command line and the configuration; the D-Bus interface takes parse() only.
+    static std::optional<PciAddress> parseAnyForm(std::string_view text);
 
     const std::string& str() const { return text_; }
     // Domain, bus and device: the functions of one card share it.

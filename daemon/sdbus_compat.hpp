@@ -5,6 +5,7 @@
 // for gpuswap. Code is written the 2.x way with these names; on 1.2 they are what 1.2
 // takes. SDBUS_CPP_MAJOR comes from meson (the dependency's version).
 #include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-bus.h>
 
 #include <optional>
 #include <string>
@@ -104,5 +105,15 @@ sdbus::PendingAsyncCall callAsync(sdbus::IProxy& proxy, const sdbus::MethodCall&
         call, [handler](sdbus::MethodReply& reply, const sdbus::Error* error) { handler(reply, error); }, timeout);
 #endif
 }
+
+// sdbus-c++ (1.2 and 2.x) hides a message's sd_bus_message*, which the
+// allow-interactive-authorization flag needs; a pointer to the protected member formed in
+// a derived class reaches it.
+struct RawMessage : sdbus::Message {
+    static sd_bus_message* of(const sdbus::Message& message)
+    {
+        return static_cast<sd_bus_message*>(message.*(&RawMessage::msg_));
+    }
+};
 
 } // namespace gpuswap::bus

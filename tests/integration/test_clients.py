@@ -3,6 +3,8 @@
 """gpuswapctl and gpuswap-hook against gpuswapd on the simulated machine."""
 import json
 import os
+import pty
+import re
 import shlex
 import subprocess
 import sys
@@ -39,6 +41,34 @@ def ctl(sim, *args, address=None):
     return run(sim, [CTL, *args], address)
 
 
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.05)
+
+
+def ctl_on_terminal(sim, *args, env=None):
+    """gpuswapctl with its output on a pseudo-terminal: what a user at a shell sees."""
+    environment = {'PATH': os.environ['PATH'], 'DBUS_SYSTEM_BUS_ADDRESS': sim.bus_address, 'TERM': 'xterm'}
+    environment.update(env or {})
+    master, slave = pty.openpty()
+    process = subprocess.Popen([CTL, *args], env=environment, stdin=subprocess.DEVNULL, stdout=slave,
+                               stderr=slave, close_fds=True)
+    os.close(slave)
+    output = b''
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:   # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    return process.wait(timeout=60), output.decode(errors='replace')
+
+
 def hook(sim, vm, operation, phase, xml='', address=None):
     return run(sim, [HOOK, vm, operation, phase, '-'], address, stdin=xml)
 
@@ -57,18 +87,44 @@ def status_json_lists_the_gpus(sim):
     assert '0000:03:00.0  1002:73bf VGA    amdgpu' in text and '0:16G(256M-16G)' in text, text
 
 
+STEP = re.compile(r'^\[(\d+)/(\d+)\] (.*) \((\d+\.\d\d) s\)$')
+
+
 @case(config=CONFIG)
-def prepare_and_release_show_live_progress(sim):
+def prepare_and_release_show_each_step_with_its_time(sim):
     before = sim.snapshot()
     result = ctl(sim, 'prepare', 'win11')
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    steps = len(lines) - 1
-    assert lines[0] == f'[1/{steps}] stop display-manager.service' and lines[-1] == f'win11: done in {steps} steps', lines
+    steps = [STEP.match(line) for line in lines[:-1]]
+    assert all(steps), lines
+    assert [int(m.group(1)) for m in steps] == list(range(1, len(steps) + 1)), lines
+    assert steps[0].group(3) == 'stop display-manager.service' and lines[-1] == f'win11: done in {len(steps)} steps', lines
     assert sim.device_state(GPU)['driver'] == 'vfio-pci'
     assert ctl(sim, 'release', 'win11', '--dry-run').stdout.startswith('would 1. stop display-manager.service')
     assert ctl(sim, 'release', 'win11').returncode == 0
     assert sim.snapshot() == before
+
+
+@case(config={'vms': {'win11': {'devices': [GPU, AUDIO]},
+                      'onboard-audio': {'devices': ['0000:00:1f.3'], 'display_manager': 'keep'}}})
+def progress_shows_only_the_callers_own_operation(sim):
+    """A call queued behind another VM's hand-over does not print that hand-over's steps."""
+    holder = sim.hold('dri/card1')   # win11's prepare waits for the compositor to let go
+    env = {'PATH': os.environ['PATH'], 'DBUS_SYSTEM_BUS_ADDRESS': sim.bus_address}
+    first = subprocess.Popen([CTL, 'prepare', 'win11'], env=env, stdout=subprocess.PIPE, text=True)
+    sim.processes.append(first)
+    wait_for(lambda: 'prepare:win11' in ctl(sim, 'status', '--json').stdout)
+    second = subprocess.Popen([CTL, 'prepare', 'onboard-audio'], env=env, stdout=subprocess.PIPE, text=True)
+    sim.processes.append(second)
+    time.sleep(0.3)   # the second call is queued while the first waits
+    holder.kill()
+    first_out, _ = first.communicate(timeout=60)
+    second_out, _ = second.communicate(timeout=60)
+    assert first.returncode == 0 and second.returncode == 0, (first_out, second_out)
+    assert '0000:03:00' in first_out and '0000:00:1f.3' not in first_out, first_out
+    assert '0000:00:1f.3' in second_out and '0000:03:00' not in second_out, second_out
+    assert 'display-manager' not in second_out, second_out
 
 
 @case(config=CONFIG)
@@ -90,14 +146,116 @@ def rebind_resize_and_diagnose(sim):
 @case(config=CONFIG)
 def exit_codes_tell_what_went_wrong(sim):
     assert ctl(sim, 'prepare', 'nope').returncode == 1
-    assert ctl(sim, 'frobnicate').returncode == 2
-    assert ctl(sim, 'prepare').returncode == 2
-    assert ctl(sim, '--bogus', 'status').returncode == 2
     assert ctl(sim, '--help').returncode == 0
     result = ctl(sim, 'status', address=NOBODY_LISTENS)
     assert result.returncode == 4, result
     sim.stop_daemon()
     assert ctl(sim, 'status').returncode == 4
+
+
+@case(config=CONFIG, daemon=False)
+def usage_errors_exit_2_with_one_line_before_any_bus(sim):
+    """With no bus to talk to, a bad command line is still a usage error: one line saying what
+    is wrong and where help is, not the whole usage text."""
+    for args, problem in ((['foo'], 'unknown command "foo"'), (['-j', 'foo'], 'unknown command "foo"'),
+                          (['-x', 'status'], 'unknown option -x'), (['prepare'], 'prepare wants VM'),
+                          (['status', '--force'], '--force does not apply to status'),
+                          (['rebind', '3:00.0', 'vfio-pci'], '"3:00.0" is not a PCI address'),
+                          (['resize-bar', GPU, '0', '3G'], '"3G" is not a size')):
+        result = ctl(sim, *args, address=NOBODY_LISTENS)
+        assert result.returncode == 2 and result.stdout == '', (args, result)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2 and problem in lines[0] and lines[1].startswith("Try 'gpuswapctl "), (args, lines)
+    result = ctl(sim, 'prepare', '--help', address=NOBODY_LISTENS)
+    assert result.returncode == 0 and result.stdout.startswith('Usage: gpuswapctl [OPTIONS] prepare VM\n'), result
+    assert '--dry-run' in result.stdout and '--force' not in result.stdout, result.stdout
+    version = ctl(sim, '--version', address=NOBODY_LISTENS)
+    assert version.returncode == 0 and version.stdout == f"gpuswapctl {os.environ.get('GPUSWAP_VERSION', '')}\n", version
+
+
+@case(config=CONFIG)
+def every_command_prints_one_json_document(sim):
+    def document(*args, status=0):
+        result = ctl(sim, '--json', *args)
+        assert result.returncode == status, (args, result)
+        return json.loads(result.stdout)   # the whole of stdout, nothing else
+    prepared = document('prepare', 'win11')
+    assert prepared['vm'] == 'win11' and prepared['operation'] == 'prepare' and not prepared['dry_run']
+    assert prepared['steps'][0]['description'] == 'stop display-manager.service', prepared
+    assert all(isinstance(step['seconds'], float) for step in prepared['steps']), prepared
+    assert document('release', 'win11', '--dry-run')['steps'][0] == 'stop display-manager.service'
+    assert len(document('release', 'win11')['steps']) > 1
+    assert document('rebind', AUDIO, 'vfio-pci') == {'address': AUDIO, 'driver': 'vfio-pci', 'dry_run': False,
+                                                     'previous_driver': 'snd_hda_intel'}
+    assert document('rebind', '--default', AUDIO)['previous_driver'] == 'vfio-pci'
+    assert document('rebind', GPU, 'vfio-pci')['previous_driver'] == 'amdgpu'
+    resized = document('resize-bar', GPU, '0', '8G')
+    assert resized['previous_size'] == 16 << 30 and resized['size'] == 8 << 30, resized
+    assert document('reload') == {'reloaded': True}
+    assert isinstance(document('diagnose'), list)
+    assert document('status')['profiles'] == ['from-xml', 'win11']
+    failed = document('prepare', 'nope', status=1)
+    assert failed['error']['name'] == 'org.gpuswap1.Error.NoSuchProfile' and 'nope' in failed['error']['message'], failed
+    assert document('check-config', sim.config_path)['valid'] is True
+
+
+@case(config=CONFIG)
+def colour_only_on_a_terminal_and_never_with_no_color(sim):
+    status, output = ctl_on_terminal(sim, 'diagnose', 'from-xml')
+    assert '\033[' in output, repr(output)
+    status, output = ctl_on_terminal(sim, 'diagnose', 'from-xml', env={'NO_COLOR': '1'})
+    assert '\033[' not in output and 'hook-missing' in output, repr(output)
+    status, output = ctl_on_terminal(sim, 'status', env={'TERM': 'dumb'})
+    assert status == 0 and '\033[' not in output, repr(output)
+    assert '\033[' not in ctl(sim, 'diagnose', 'from-xml').stdout
+    status, output = ctl_on_terminal(sim, 'prepare', 'win11')
+    assert status == 0 and '\033[32mdone\033[0m' in output, repr(output)
+
+
+@case(config=CONFIG)
+def status_names_devices_from_the_hardware_database(sim):
+    env = dict(sim.preload_env(), DBUS_SYSTEM_BUS_ADDRESS=sim.bus_address)
+    result = subprocess.run([CTL, 'status'], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith(GPU))
+    assert line.endswith('Advanced Micro Devices, Inc. [AMD/ATI] Navi 21 [Radeon RX 6800/6800 XT / 6900 XT]'), line
+    status = json.loads(subprocess.run([CTL, 'status', '--json'], env=env, capture_output=True, text=True,
+                                       timeout=60).stdout)
+    devices = {d['address']: d for d in status['devices']}
+    assert devices['0000:00:02.0']['model_name'] == 'Raptor Lake-S GT1 [UHD Graphics 770]'
+
+
+@case(config=CONFIG)
+def addresses_in_lspci_and_virsh_form(sim):
+    result = ctl(sim, 'rebind', '03:00.1', 'vfio-pci')
+    assert result.returncode == 0 and f'{AUDIO}: was on snd_hda_intel' in result.stdout, result
+    result = ctl(sim, 'rebind', '--default', 'pci_0000_03_00_1')
+    assert result.returncode == 0 and 'was on vfio-pci' in result.stdout, result
+    assert ctl(sim, 'rebind', '03:00.0', 'vfio-pci').returncode == 0
+    assert ctl(sim, 'resize-bar', 'pci_0000_03_00_0', '0', '4G').returncode == 0
+    assert sim.device_state(GPU)['bar_sizes'][0] == 4 << 30
+    assert ctl(sim, 'rebind', '--default', '0000:03:00.0').returncode == 0
+    sim.write_config({'vms': {'win11': {'devices': ['03:00.0', 'pci_0000_03_00_1']}}})
+    assert ctl(sim, 'reload').returncode == 0
+    assert ctl(sim, 'prepare', 'win11').returncode == 0
+    assert sim.device_state(AUDIO)['driver'] == 'vfio-pci'
+
+
+@case(config=CONFIG)
+def check_config_says_what_reload_would_without_the_daemon(sim):
+    result = ctl(sim, 'check-config', sim.config_path, address=NOBODY_LISTENS)
+    assert result.returncode == 0 and result.stdout == f'{sim.config_path}: valid, 2 VM profile(s)\n', result
+    sim.write_config('{"vms": {"win11": {"display_manager": "sometimes"}}}')
+    checked = ctl(sim, 'check-config', sim.config_path, address=NOBODY_LISTENS)
+    reloaded = ctl(sim, 'reload')
+    assert checked.returncode == 1 and reloaded.returncode == 1, (checked, reloaded)
+    message = checked.stderr.strip()
+    assert message.endswith('vms/win11/display_manager: "sometimes" is not one of "restart", "keep"'), message
+    assert message in reloaded.stderr, (message, reloaded.stderr)
+    daemon = subprocess.run([os.environ['GPUSWAPD'], '--check-config=' + sim.config_path], capture_output=True, text=True)
+    assert daemon.returncode == 1 and daemon.stderr.strip() == message, daemon
+    missing = ctl(sim, 'check-config', '/nonexistent/gpuswapd.json', address=NOBODY_LISTENS)
+    assert missing.returncode == 1 and 'No such file or directory' in missing.stderr, missing
 
 
 @case(config=CONFIG)
@@ -185,7 +343,7 @@ def completions(sim, line, address=None):
 @case(config=CONFIG)
 def bash_completion_offers_commands_profiles_devices_bars_and_sizes(sim):
     assert completions(sim, 'gpuswapctl ') == sorted(
-        ['status', 'prepare', 'release', 'rebind', 'resize-bar', 'diagnose', 'monitor', 'reload'])
+        ['status', 'prepare', 'release', 'rebind', 'resize-bar', 'diagnose', 'monitor', 'reload', 'check-config'])
     assert completions(sim, 'gpuswapctl re') == ['rebind', 'release', 'reload', 'resize-bar']
     assert completions(sim, 'gpuswapctl prepare ') == ['from-xml', 'win11']
     assert completions(sim, 'gpuswapctl --json diagnose w') == ['win11']
@@ -197,9 +355,12 @@ def bash_completion_offers_commands_profiles_devices_bars_and_sizes(sim):
     assert completions(sim, f'gpuswapctl resize-bar {GPU} 0 ') == sorted(
         ['256M', '512M', '1G', '2G', '4G', '8G', '16G'])
     assert completions(sim, f'gpuswapctl resize-bar {GPU} 2 1') == ['128M', '16M']
-    assert completions(sim, 'gpuswapctl rebind --d') == ['--default']
+    assert completions(sim, 'gpuswapctl rebind --d') == ['--default', '--dry-run']
     assert '--dry-run' in completions(sim, 'gpuswapctl release --') and \
         '--force' not in completions(sim, 'gpuswapctl release --')
+    assert completions(sim, 'gpuswapctl status --') == ['--help', '--json', '--version']
+    assert completions(sim, f'gpuswapctl check-config {SOURCE_ROOT}/gpuswapd.json.ex') == [
+        f'{SOURCE_ROOT}/gpuswapd.json.example']
     # Without the daemon: nothing to offer, and nothing printed over the command line.
     for line in ('gpuswapctl prepare ', f'gpuswapctl resize-bar {GPU} ', f'gpuswapctl resize-bar {GPU} 0 '):
         assert completions(sim, line, address=NOBODY_LISTENS) == [], line

@@ -132,6 +132,19 @@ def outsider_at_a_terminal_types_the_admin_password(sim):
 
 
 @case(config=CONFIG, polkit='real', default_bus_path=True)
+def outsider_at_a_terminal_reloads_with_the_admin_password(sim):
+    """Reload takes no options: gpuswapctl sets the message's allow-interactive-authorization
+    flag, so polkit asks on the terminal there too."""
+    status, output = gpuswapctl_at_a_terminal(sim, 'reload', password=TEST_ADMIN_PASSWORD)
+    print(output, flush=True)
+    assert status == 0, output
+    assert 'org.gpuswap1.reload' in output and 'gpuswap-admin' in output, output
+    status, output = gpuswapctl_at_a_terminal(sim, 'reload', '--no-ask-password', password=TEST_ADMIN_PASSWORD)
+    print(output, flush=True)
+    assert status == 3 and 'gpuswap-admin' not in output, output
+
+
+@case(config=CONFIG, polkit='real', default_bus_path=True)
 def outsider_at_a_terminal_with_a_wrong_password_is_refused(sim):
     before = sim.snapshot()
     status, output = gpuswapctl_at_a_terminal(sim, 'prepare', 'win11', password='not-the-password')

@@ -105,6 +105,10 @@ class Device:
                     mask |= 1 << bit
             self.bars[bar['index']] = {'size': parse_size(bar['size']), 'mask': mask}
         self.children = []                # (subsystem, devpath, properties) of DRM and sound nodes
+        # What udev's hwdb names the device (udev's rule 50-udev-default.rules imports the
+        # builtin "hwdb --subsystem=pci" for every PCI device). Served the way umockdev serves
+        # udev properties: in the uevent file, where libudev reads a device's properties too.
+        self.names = spec.get('names')
 
     def uevent_properties(self):
         properties = {'DRIVER': self.driver} if self.driver else {}
@@ -117,6 +121,8 @@ class Device:
                          f'sd{self.subsystem_device:08X}bc{self.class_code >> 16:02X}'
                          f'sc{(self.class_code >> 8) & 0xff:02X}i{self.class_code & 0xff:02X}'),
         })
+        if self.names:
+            properties.update({'ID_VENDOR_FROM_DATABASE': self.names[0], 'ID_MODEL_FROM_DATABASE': self.names[1]})
         return properties
 
 

@@ -130,8 +130,11 @@ TEST(Config, ChoicesAreChecked)
 
 TEST(Config, AddressesAreCheckedAndNormalised)
 {
-    EXPECT_THAT(errorOf(R"({"vms": {"w": {"devices": ["03:00.0"]}}})"),
-                HasSubstr(": vms/w/devices/0: \"03:00.0\" is not a PCI address"));
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"devices": ["3:00.0"]}}})"),
+                HasSubstr(": vms/w/devices/0: \"3:00.0\" is not a PCI address"));
+    // lspci's and virsh's forms name the same device.
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"devices": ["03:00.0", "pci_0000_03_00_0"]}}})"),
+                HasSubstr(": vms/w/devices/1: 0000:03:00.0 is listed twice"));
     EXPECT_THAT(errorOf(R"({"vms": {"w": {"devices": ["0000:03:00.0", "0000:03:00.0"]}}})"),
                 HasSubstr(": vms/w/devices/1: 0000:03:00.0 is listed twice"));
     EXPECT_THAT(errorOf(R"({"vms": {"w": {"devices": ["0000:0a:00.0", "0000:0A:00.0"]}}})"),
