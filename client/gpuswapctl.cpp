@@ -156,7 +156,7 @@ public:
     {
         if (operation != operation_)
             return;
-        finishCurrent(true);
+        finishCurrent();
         current_ = Step{step, steps, description, std::chrono::steady_clock::now(), std::nullopt};
         if (live_) {  // a terminal shows the step while it runs
             std::printf("%s %s", style_.dim("[" + std::to_string(step) + "/" + std::to_string(steps) + "]").c_str(),
@@ -166,7 +166,7 @@ public:
     }
 
     // The call's reply: the last step ends with it.
-    void finish(bool success) { finishCurrent(success); }
+    void finish() { finishCurrent(); }
 
     json steps() const
     {
@@ -186,7 +186,7 @@ private:
         std::optional<double> seconds;
     };
 
-    void finishCurrent(bool success)
+    void finishCurrent()
     {
         if (!current_)
             return;
@@ -198,7 +198,7 @@ private:
                 std::printf("%s %s", style_.dim("[" + std::to_string(step.number) + "/" + std::to_string(step.of) + "]").c_str(),
                             shown(step.description).c_str());
             const std::string took = seconds(*step.seconds);
-            std::printf(" %s\n", success ? style_.dim("(" + took + ")").c_str() : style_.bad("(failed after " + took + ")").c_str());
+            std::printf(" %s\n", style_.dim("(" + took + ")").c_str());
             std::fflush(stdout);
         }
         done_.push_back(std::move(step));
@@ -384,7 +384,7 @@ std::optional<sdbus::MethodReply> Ctl::longCall(const std::string& method,
             failure = *error;
         else
             result = reply;
-        clock.finish(error == nullptr);
+        clock.finish();
         done = true;
         connection_->leaveEventLoop();
     }, kLongCall);

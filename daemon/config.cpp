@@ -292,6 +292,11 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
 
 } // namespace
 
+VmProfile parseVmProfile(const json& profile, const std::string& vmName, const std::string& origin)
+{
+    return parseVm(Validator(origin), vmName, profile, "");
+}
+
 bool isValidVmName(std::string_view name)
 {
     if (name.empty() || name.size() > 255)

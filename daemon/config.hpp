@@ -3,6 +3,8 @@
 
 #include "pci_address.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -50,6 +52,9 @@ public:
 
 // Strict: unknown keys, duplicate keys, wrong types and malformed values are errors.
 Config parseConfig(std::string_view text, const std::string& fileName);
+// One VM's profile given as the JSON object a "vms" entry holds, checked by the same rules
+// and with the same messages; `origin` starts each message (where the profile came from).
+VmProfile parseVmProfile(const nlohmann::json& profile, const std::string& vmName, const std::string& origin);
 // A missing file is an empty configuration (no profiles); any other read error throws.
 Config loadConfig(const std::filesystem::path& path);
 // As loadConfig, but a missing file is an error too (check-config).

@@ -4,6 +4,7 @@
 #include "bar_size.hpp"
 #include "iommu_group.hpp"
 #include "log.hpp"
+#include "text.hpp"
 
 #include <systemd/sd-event.h>
 
@@ -26,7 +27,6 @@ Failure kernelRefused(const fs::path& path, int error)
     return Failure(ErrorCode::KernelRefused, "writing " + path.string() + " failed: " + errnoText(error));
 }
 
-std::string millis(std::chrono::milliseconds timeout) { return std::to_string(timeout.count()) + " ms"; }
 
 } // namespace
 
@@ -68,9 +68,9 @@ void Executor::complete(std::optional<Failure> failure, const std::string& note)
     if (step_ != nullptr) {
         lines_.push_back(step_->description + note);
         const auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - stepStarted_);
-        log::debug(step_->description + (failure ? " failed" : " done") + " after " +
-                       std::to_string(static_cast<double>(took.count()) / 1000.0) + " ms",
-                   {{"STEP_USEC", std::to_string(took.count())}});
+        log::info(std::string(failure ? "failed" : "done") + " after " + secondsText(took) + ": " + step_->description,
+                  {{"STEP_USEC", std::to_string(took.count())}});
+        log::setStep(0);
     }
     clearStepState();
     pendingFailure_ = std::move(failure);
@@ -103,7 +103,8 @@ void Executor::startNext()
     beforeStep_(index, steps_[index]);
     step_ = &steps_[index];
     stepStarted_ = std::chrono::steady_clock::now();
-    log::info(step_->description, {{"STEP", std::to_string(index + 1)}});
+    log::setStep(static_cast<unsigned>(index + 1));
+    log::info(step_->description);
     try {
         startStep(*step_);
     } catch (const Failure& e) {
@@ -136,7 +137,7 @@ void Executor::startStep(const Step& step)
             return;
         }
         setDeadline(timeouts_.unit, [this] {
-            return Failure(ErrorCode::Timeout, std::string(kVfioModprobeUnit) + " did not finish within " + millis(timeouts_.unit));
+            return Failure(ErrorCode::Timeout, std::string(kVfioModprobeUnit) + " did not finish within " + secondsText(timeouts_.unit));
         });
         // modprobe@.service is a oneshot without RemainAfterExit whose ExecStart=- ignores
         // modprobe's failure: the unit is inactive after its job and the job is "done"
@@ -240,7 +241,7 @@ void Executor::startStep(const Step& step)
             return Failure(ErrorCode::Timeout, "udev did not report " + step.address->str() +
                                                    (unbind ? " unbound from " : " bound to ") + step.driver +
                                                    (step.waitForDrmNode ? " with its DRM card node" : "") + " within " +
-                                                   millis(timeouts_.bind));
+                                                   secondsText(timeouts_.bind));
         });
         startWrite(step, path, step.address->str(), [this] { evaluate(); });
         return;
@@ -289,7 +290,7 @@ Failure Executor::wedged(const Step& step)
 {
     context_.writer.markWedged(*step.address);
     return Failure(ErrorCode::Timeout, step.address->str() + " is wedged: " + context_.writer.describe(*step.address) +
-                                           " (deadline " + millis(timeouts_.bind) + ")");
+                                           " (deadline " + secondsText(timeouts_.bind) + ")");
 }
 
 void Executor::startWrite(const Step& step, const fs::path& path, const std::string& value, std::function<void()> afterWrite)
@@ -312,7 +313,7 @@ void Executor::startUnitStep(const Step& step, bool start)
     const uint64_t serial = serial_;
     setDeadline(timeouts_.unit, [this, &step, start] {
         return Failure(ErrorCode::DisplayManagerFailed, std::string(start ? "starting " : "stopping ") + step.value +
-                                                            " did not finish within " + millis(timeouts_.unit));
+                                                            " did not finish within " + secondsText(timeouts_.unit));
     });
     auto finished = [this, serial, &step, start](std::optional<std::string> error) {
         if (serial != serial_)
@@ -346,8 +347,8 @@ void Executor::startHolderStep(std::map<dev_t, std::string> nodes, const std::st
         const auto& holders = holderWait_->holders();
         const std::string advice = "; close these programs (or use \"holders\": \"ignore\") and try again";
         return Failure(ErrorCode::DeviceBusy,
-                       "still in use after " + millis(timeouts_.holders) + ": " + describeHolders(holders) + advice,
-                       "still in use after " + millis(timeouts_.holders) + " by " + std::to_string(holders.size()) +
+                       "still in use after " + secondsText(timeouts_.holders) + ": " + describeHolders(holders) + advice,
+                       "still in use after " + secondsText(timeouts_.holders) + " by " + std::to_string(holders.size()) +
                            " open file(s)" + advice);
     });
     const uint64_t serial = serial_;

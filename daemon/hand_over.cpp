@@ -6,6 +6,7 @@
 #include "holders.hpp"
 #include "iommu_group.hpp"
 #include "log.hpp"
+#include "text.hpp"
 
 #include <systemd/sd-event.h>
 
@@ -70,10 +71,10 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     Draft draft;
     if (state_.prepared.contains(vm))
         return draft;  // already prepared: success with no steps
-    const auto profile = config_.vms.find(vm);
-    if (profile == config_.vms.end())
+    const auto profile = profileFor(vm, options);
+    if (!profile)
         throw Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration");
-    const VmProfile& vmProfile = profile->second;
+    const VmProfile& vmProfile = *profile;
     std::vector<PciAddress> devices = vmProfile.devices;
     if (devices.empty() && options.domainXml)
         devices = pciHostdevsOfDomain(*options.domainXml);
@@ -135,10 +136,25 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     return draft;
 }
 
+std::optional<VmProfile> HandOver::profileFor(const std::string& vm, const RequestOptions& options) const
+{
+    // The configuration file wins; else the domain's own metadata (only root's hook passes it).
+    if (const auto profile = config_.vms.find(vm); profile != config_.vms.end())
+        return profile->second;
+    if (options.domainXml)
+        return profileOfDomain(*options.domainXml, vm);
+    return std::nullopt;
+}
+
 void HandOver::prepare(const std::string& vm, const RequestOptions& options, Reply reply)
 {
-    if (!config_.vms.contains(vm)) {
-        reply(Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration"), {});
+    try {
+        if (!profileFor(vm, options)) {
+            reply(Failure(ErrorCode::NoSuchProfile, "no profile for VM \"" + vm + "\" in the configuration or its domain's metadata"), {});
+            return;
+        }
+    } catch (const Failure& failure) {
+        reply(failure, {});
         return;
     }
     submit({"prepare:" + vm, options,
@@ -270,7 +286,7 @@ void HandOver::submit(Request request)
             shared->reply(Failure(ErrorCode::Busy, "gpuswapd is busy with " + operationName_ + " (no-queue was given)"), {});
             return;
         }
-        log::info(shared->name + " waits for " + operationName_ + " to finish");
+        log::info(shared->name + " waits for " + operationName_ + " to finish", {{"OPERATION", shared->name}});
         queue_.push_back(std::move(shared));
         return;
     }
@@ -298,6 +314,9 @@ void HandOver::start(const std::shared_ptr<Request>& request)
 {
     current_ = request;
     operationName_ = request->name;
+    started_ = std::chrono::steady_clock::now();
+    log::beginOperation(request->name);
+    log::info(request->name + " started", {{"MESSAGE_ID", log::kOperationStarted}});
     listener_.stateChanged();
     try {
         Draft draft = request->resolve(readMachine());
@@ -521,12 +540,14 @@ void HandOver::endRollback(const std::shared_ptr<Request>& request, const Failur
 
 void HandOver::finish(const std::shared_ptr<Request>& request, std::optional<Failure> failure, Outcome outcome)
 {
+    const std::string took = secondsText(std::chrono::steady_clock::now() - started_);
     if (failure)
-        log::warning(request->name + " failed: " + failure->what(),
-                     {{"OPERATION", request->name}, {"ERROR", errorName(failure->code())}});
+        log::warning(request->name + " failed after " + took + ": " + failure->what(),
+                     {{"MESSAGE_ID", log::kOperationFailed}, {"ERROR", errorName(failure->code())}});
     else
-        log::info(request->name + " done in " + std::to_string(outcome.steps.size()) + " steps",
-                  {{"OPERATION", request->name}});
+        log::info(request->name + " done in " + std::to_string(outcome.steps.size()) + " steps, " + took,
+                  {{"MESSAGE_ID", log::kOperationSucceeded}});
+    log::endOperation();
     // The bus layer sends the signal and the reply safely (sendSafely): neither throws.
     listener_.finished(request->name, failure);
     request->reply(failure, std::move(outcome));
@@ -573,6 +594,9 @@ void HandOver::recover()
     auto request = std::make_shared<Request>(Request{"recover:" + interrupted.name, {}, nullptr, logOutcome});
     current_ = request;
     operationName_ = request->name;
+    started_ = std::chrono::steady_clock::now();
+    log::beginOperation(request->name);
+    log::info(request->name + " started", {{"MESSAGE_ID", log::kOperationStarted}});
     listener_.stateChanged();
     rollBack(request, Failure(ErrorCode::Internal, "gpuswapd stopped in the middle of " + interrupted.name), {});
 }

@@ -8,6 +8,7 @@
 #include "planner.hpp"
 #include "request_options.hpp"
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -104,6 +105,8 @@ private:
     Machine readMachine() const;
     void save();
     std::string describeDevices(const DeviceSettings& settings) const;
+    // The VM's profile: from the configuration file, else from the domain XML's metadata.
+    std::optional<VmProfile> profileFor(const std::string& vm, const RequestOptions& options) const;
     Draft resolvePrepare(const std::string& vm, const RequestOptions& options, const Machine& machine) const;
     Draft resolveRelease(const std::string& vm, const Machine& machine) const;
     // DeviceBusy while a write to the device has not returned.
@@ -121,6 +124,7 @@ private:
     DaemonState state_;
     std::deque<std::shared_ptr<Request>> queue_;
     std::shared_ptr<Request> current_;
+    std::chrono::steady_clock::time_point started_{};
     std::string operationName_;
     bool shuttingDown_ = false;
     std::function<void()> whenIdle_;

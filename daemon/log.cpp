@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,15 +61,43 @@ spdlog::level::level_enum spdlogLevel(Level level)
     return spdlog::level::info;
 }
 
+// The operation running, as fields (log.hpp): OPERATION, VM or DEVICE, STEP.
+struct OperationContext {
+    std::string operation;
+    std::string subjectKey;  // "VM" or "DEVICE"
+    std::string subject;
+    unsigned step = 0;
+};
+std::optional<OperationContext> g_operation;
+
+// The fields of a line: its own, then the operation's unless it names its own.
+std::vector<std::pair<std::string, std::string>> fieldsOf(Fields fields)
+{
+    std::vector<std::pair<std::string, std::string>> all;
+    bool ownOperation = false;
+    for (const auto& [key, value] : fields) {
+        all.emplace_back(key, value);
+        ownOperation = ownOperation || key == "OPERATION";
+    }
+    if (g_operation && !ownOperation) {
+        all.emplace_back("OPERATION", g_operation->operation);
+        if (!g_operation->subject.empty())
+            all.emplace_back(g_operation->subjectKey, g_operation->subject);
+        if (g_operation->step != 0)
+            all.emplace_back("STEP", std::to_string(g_operation->step));
+    }
+    return all;
+}
+
 void writeJournal(Level level, std::string_view message, Fields fields)
 {
     std::vector<std::string> lines;
-    lines.reserve(fields.size() + 3);
+    lines.reserve(fields.size() + 6);
     lines.push_back("MESSAGE=" + std::string(message));
     lines.push_back("PRIORITY=" + std::to_string(syslogPriority(level)));
     lines.emplace_back("SYSLOG_IDENTIFIER=gpuswapd");
-    for (const auto& [key, value] : fields)
-        lines.push_back("GPUSWAP_" + std::string(key) + "=" + std::string(value));
+    for (const auto& [key, value] : fieldsOf(fields))
+        lines.push_back((key == "MESSAGE_ID" ? std::string() : std::string("GPUSWAP_")) + key + "=" + value);
     std::vector<iovec> vectors;
     vectors.reserve(lines.size());
     for (std::string& line : lines)
@@ -101,6 +130,29 @@ void setup(Level threshold)
     g_stderr->flush_on(spdlog::level::trace);
 }
 
+void beginOperation(std::string_view operation)
+{
+    OperationContext context{std::string(operation), {}, {}, 0};
+    // "recover:prepare:win11" is about win11 too.
+    if (operation.starts_with("recover:"))
+        operation.remove_prefix(8);
+    const auto colon = operation.find(':');
+    if (colon != std::string_view::npos) {
+        const std::string_view kind = operation.substr(0, colon);
+        context.subjectKey = kind == "prepare" || kind == "release" ? "VM" : "DEVICE";
+        context.subject = std::string(operation.substr(colon + 1));
+    }
+    g_operation = std::move(context);
+}
+
+void setStep(unsigned step)
+{
+    if (g_operation)
+        g_operation->step = step;
+}
+
+void endOperation() { g_operation.reset(); }
+
 void write(Level level, std::string_view message, Fields fields)
 {
     if (level < g_threshold)
@@ -110,8 +162,8 @@ void write(Level level, std::string_view message, Fields fields)
         return;
     }
     std::string line(message);
-    for (const auto& [key, value] : fields)
-        line += " " + std::string(key) + "=" + std::string(value);
+    for (const auto& [key, value] : fieldsOf(fields))
+        line += " " + key + "=" + value;
     if (!g_stderr)
         setup(g_threshold);
     g_stderr->log(spdlogLevel(level), line);

@@ -3,6 +3,7 @@
 
 #include "log.hpp"
 #include "pci_device.hpp"
+#include "text.hpp"
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -39,13 +40,6 @@ namespace {
         ::close(fd);
     }
     ::_exit(error);
-}
-
-std::string seconds(std::chrono::steady_clock::duration duration)
-{
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f s", std::chrono::duration<double>(duration).count());
-    return text;
 }
 
 } // namespace
@@ -125,7 +119,7 @@ int SysfsWriter::onExit(sd_event_source*, int, uint32_t, void* userdata)
                {{"DEVICE", child->device.str()}, {"WRITE_USEC", std::to_string(took.count())}});
     if (child->wedged)
         log::warning("writing " + child->write.path.string() + " returned after " +
-                        seconds(std::chrono::steady_clock::now() - child->write.started) + " (" +
+                        secondsText(std::chrono::steady_clock::now() - child->write.started) + " (" +
                         (error == 0 ? std::string("success") : std::string(strerrorname_np(error))) + "); " +
                         child->device.str() + " can be used again: check it with gpuswapctl status",
                     {{"DEVICE", child->device.str()}});
@@ -164,7 +158,7 @@ std::string SysfsWriter::describe(const PciAddress& device) const
         value.pop_back();
     const std::string wait = kernelWaitOf(write->pid);
     return "writing \"" + value + "\" to " + write->path.string() + " has not returned after " +
-           seconds(std::chrono::steady_clock::now() - write->started) + " (the writer, pid " + std::to_string(write->pid) +
+           secondsText(std::chrono::steady_clock::now() - write->started) + " (the writer, pid " + std::to_string(write->pid) +
            ", waits in the kernel" + (wait.empty() ? "" : " at " + wait) + ")";
 }
 

@@ -81,4 +81,14 @@ std::string_view utf8Prefix(std::string_view text, size_t maxBytes)
     return text.substr(0, end);
 }
 
+std::string secondsText(std::chrono::nanoseconds duration)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f", std::chrono::duration<double>(duration).count());
+    std::string shown(text);
+    if (shown.ends_with(".0"))
+        shown.resize(shown.size() - 2);
+    return shown + " s";
+}
+
 } // namespace gpuswap

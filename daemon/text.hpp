@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -14,5 +15,8 @@ std::string escapeText(std::string_view text);
 
 // At most maxBytes of text, cut at a character boundary of valid UTF-8.
 std::string_view utf8Prefix(std::string_view text, size_t maxBytes);
+
+// A duration as people read it in messages: "8 s", "1.5 s", "0.2 s".
+std::string secondsText(std::chrono::nanoseconds duration);
 
 } // namespace gpuswap

@@ -259,6 +259,33 @@ def check_config_says_what_reload_would_without_the_daemon(sim):
 
 
 @case(config=CONFIG)
+def every_log_line_of_an_operation_names_it(sim):
+    """journalctl GPUSWAP_VM=win11 finds the whole hand-over: the start, each step with its
+    number, its time, and the end, which carry MESSAGE_IDs of the installed catalog."""
+    assert ctl(sim, 'prepare', 'win11').returncode == 0
+    lines = sim.log('gpuswapd.log').splitlines()
+    first = next(i for i, line in enumerate(lines) if 'prepare:win11 started' in line)
+    last = next(i for i, line in enumerate(lines) if 'prepare:win11 done in' in line)
+    operation = lines[first:last + 1]
+    assert all('OPERATION=prepare:win11 VM=win11' in line for line in operation), operation
+    assert 'MESSAGE_ID=22828cc8c2274f14b728ae6067d5783d' in operation[0], operation[0]
+    assert 'MESSAGE_ID=eb8cc69534be4841a7d6fcc16ae5d629' in operation[-1], operation[-1]
+    done = [line for line in operation if ': done after ' in line]
+    assert len(done) >= 8 and all(re.search(r'STEP_USEC=\d+ .*STEP=\d+', line) for line in done), done
+    assert re.search(r'done after [0-9.]+ s: stop display-manager.service', done[0]), done[0]
+    catalog = open(os.path.join(SOURCE_ROOT, 'systemd', 'gpuswapd.catalog')).read()
+    for message_id in ('22828cc8c2274f14b728ae6067d5783d', 'eb8cc69534be4841a7d6fcc16ae5d629',
+                       'dc4fb2cd579a47cf9a6cf04b8b7345ab'):
+        assert f'-- {message_id}' in catalog
+    sim.write_config('{"vms": {"win11": {"devices": ["0000:03:00.0"]}}}')   # the audio function is missing
+    assert ctl(sim, 'reload').returncode == 0
+    assert ctl(sim, 'release', 'win11').returncode == 0
+    assert ctl(sim, 'prepare', 'win11').returncode == 1
+    failed = next(line for line in sim.log('gpuswapd.log').splitlines() if 'prepare:win11 failed after' in line)
+    assert 'MESSAGE_ID=dc4fb2cd579a47cf9a6cf04b8b7345ab' in failed and 'ERROR=org.gpuswap1.Error.' in failed, failed
+
+
+@case(config=CONFIG)
 def monitor_follows_the_operations(sim):
     env = {'PATH': os.environ['PATH'], 'DBUS_SYSTEM_BUS_ADDRESS': sim.bus_address}
     monitor = subprocess.Popen([CTL, 'monitor'], env=env, stdout=subprocess.PIPE, text=True)
@@ -294,6 +321,46 @@ def hook_takes_devices_from_the_domain_xml(sim):
     assert sim.device_state(GPU)['driver'] == 'vfio-pci' and sim.device_state(AUDIO)['driver'] == 'vfio-pci'
     assert hook(sim, 'from-xml', 'release', 'end', domain('from-xml')).returncode == 0
     assert sim.device_state(GPU)['driver'] == 'amdgpu'
+
+
+METADATA = '<metadata><g:profile xmlns:g="https://gpuswap.org/xmlns/profile/1">{}</g:profile></metadata>'
+
+
+def domain_with_metadata(name, settings):
+    return domain(name).replace('<devices>', METADATA.format(settings) + '<devices>')
+
+
+@case(config=CONFIG)
+def hook_takes_the_profile_from_the_domains_metadata(sim):
+    """No JSON profile: the domain's <metadata> configures the hand-over, its hostdevs name
+    the devices."""
+    xml = domain_with_metadata('zero-config', '<g:display_manager>keep</g:display_manager>'
+                               '<g:bar device="pci_0000_03_00_0" index="0" size="4G"/>')
+    result = hook(sim, 'zero-config', 'prepare', 'begin', xml)
+    assert result.returncode == 0, result.stderr
+    assert sim.device_state(GPU)['driver'] == 'vfio-pci' and sim.device_state(GPU)['bar_sizes'][0] == 4 << 30
+    assert 'stop display-manager.service' not in sim.log('gpuswapd.log')   # "keep"
+    assert hook(sim, 'zero-config', 'release', 'end', xml).returncode == 0
+    assert sim.device_state(GPU)['driver'] == 'amdgpu' and sim.device_state(GPU)['bar_sizes'][0] == 16 << 30
+
+
+@case(config=CONFIG)
+def the_json_profile_wins_over_metadata_and_bad_metadata_is_refused(sim):
+    before = sim.snapshot()
+    # win11's JSON profile asks for 8G; its metadata says 4G and "keep".
+    xml = domain_with_metadata('win11', '<g:display_manager>keep</g:display_manager>'
+                               f'<g:bar device="{GPU}" index="0" size="4G"/>')
+    assert hook(sim, 'win11', 'prepare', 'begin', xml).returncode == 0
+    assert sim.device_state(GPU)['bar_sizes'][0] == 8 << 30
+    assert hook(sim, 'win11', 'release', 'end', xml).returncode == 0
+    assert sim.snapshot() == before
+    writes = len(sim.kernel_state()['writes'])
+    bad = domain_with_metadata('zero-config', '<g:display_manager>sometimes</g:display_manager>')
+    result = hook(sim, 'zero-config', 'prepare', 'begin', bad)
+    assert result.returncode == 1, result
+    assert result.stderr.strip() == ('gpuswap: domain zero-config <metadata>: display_manager: "sometimes" is not one of '
+                                     '"restart", "keep"'), result.stderr
+    assert sim.snapshot() == before and len(sim.kernel_state()['writes']) == writes
 
 
 @case(config=CONFIG)

@@ -29,6 +29,7 @@ DOMAIN = '''<domain type='qemu'>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <on_crash>destroy</on_crash>
+  {metadata}
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <serial type='file'><source path='{work}/{name}.serial'/><target port='0'/></serial>
@@ -92,10 +93,13 @@ class Libvirt:
         return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], capture_output=True, text=True,
                               timeout=timeout)
 
-    def define(self, name):
+    def define(self, name, profile=None):
+        """profile: settings for the gpuswap profile in the domain's <metadata>."""
+        metadata = '' if profile is None else \
+            f'<metadata><g:profile xmlns:g="https://gpuswap.org/xmlns/profile/1">{profile}</g:profile></metadata>'
         path = os.path.join(self.work, name + '.xml')
         with open(path, 'w') as f:
-            f.write(DOMAIN.format(name=name, work=self.work))
+            f.write(DOMAIN.format(name=name, work=self.work, metadata=metadata))
         result = self.virsh('define', path)
         assert result.returncode == 0, result.stderr
 
@@ -160,6 +164,29 @@ def a_failing_prepare_stops_virsh_start(sim, libvirt):
     assert result.returncode != 0, result.stdout
     assert 'there is no PCI device 0000:09:00.0' in result.stderr, result.stderr
     assert libvirt.virsh('domstate', 'broken').stdout.strip() == 'shut off'
+    assert sim.snapshot() == before and sim.kernel_state()['writes'] == []
+
+
+@case(config=CONFIG, default_bus_path=True)
+@with_libvirt
+def virsh_define_keeps_a_profile_in_metadata_and_the_hook_uses_it(sim, libvirt):
+    """virsh define (as virsh edit and virt-manager's XML tab save it) keeps the profile in
+    <metadata>; at virsh start the hook passes it and gpuswapd reads it: a malformed one
+    stops the start with the configuration's kind of message, a valid one is the VM's
+    profile (its devices come from hostdevs, and these test domains may have none: libvirt
+    here sees this machine's real PCI devices)."""
+    before = sim.snapshot()
+    libvirt.define('meta-bad', '<g:display_manager>sometimes</g:display_manager>')
+    dumped = libvirt.virsh('dumpxml', 'meta-bad').stdout
+    assert 'https://gpuswap.org/xmlns/profile/1' in dumped and 'sometimes' in dumped, dumped
+    result = libvirt.virsh('start', 'meta-bad')
+    assert result.returncode != 0, result.stdout
+    assert 'domain meta-bad <metadata>: display_manager: "sometimes" is not one of "restart", "keep"' in result.stderr, \
+        result.stderr
+    libvirt.define('meta-good', '<g:holders>ignore</g:holders>')
+    result = libvirt.virsh('start', 'meta-good')
+    assert result.returncode != 0 and 'profile meta-good lists no devices' in result.stderr, result
+    assert libvirt.virsh('domstate', 'meta-good').stdout.strip() == 'shut off'
     assert sim.snapshot() == before and sim.kernel_state()['writes'] == []
 
 

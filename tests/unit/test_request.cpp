@@ -66,3 +66,71 @@ TEST(DomainXml, BrokenXmlOrAddressIsInvalidArgument)
               ErrorCode::InvalidArgument);
     EXPECT_TRUE(pciHostdevsOfDomain("<domain><devices/></domain>").empty());
 }
+
+namespace {
+
+std::string domainWithMetadata(const std::string& profile)
+{
+    return "<domain type='kvm'><name>win11</name><metadata>"
+           "<libosinfo:libosinfo xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'/>" +
+           profile + "</metadata><devices/></domain>";
+}
+
+std::string messageOf(const std::string& xml)
+{
+    try {
+        profileOfDomain(xml, "win11");
+    } catch (const Failure& failure) {
+        EXPECT_EQ(failure.code(), ErrorCode::BadConfig);
+        return failure.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(DomainXml, ProfileFromMetadataByNamespaceNotPrefix)
+{
+    const auto profile = profileOfDomain(domainWithMetadata(R"(
+        <gs:profile xmlns:gs="https://gpuswap.org/xmlns/profile/1">
+          <gs:display_manager> keep </gs:display_manager>
+          <gs:holders>ignore</gs:holders>
+          <gs:bar device="03:00.0" index="0" size="8G"/>
+          <gs:bar device="0000:03:00.0" index="2" size="256M"/>
+        </gs:profile>)"), "win11");
+    ASSERT_TRUE(profile);
+    EXPECT_EQ(profile->name, "win11");
+    EXPECT_TRUE(profile->devices.empty());
+    EXPECT_EQ(profile->displayManager, DisplayManagerPolicy::Keep);
+    EXPECT_EQ(profile->holders, HolderPolicy::Ignore);
+    const auto gpu = *PciAddress::parse("0000:03:00.0");
+    EXPECT_EQ(profile->bars.at(gpu).at(0), 8ULL << 30);
+    EXPECT_EQ(profile->bars.at(gpu).at(2), 256ULL << 20);
+    // An empty profile is a profile: the defaults, devices from the hostdevs.
+    EXPECT_TRUE(profileOfDomain(domainWithMetadata(R"(<profile xmlns="https://gpuswap.org/xmlns/profile/1"/>)"), "win11"));
+}
+
+TEST(DomainXml, NoProfileWithoutOurNamespace)
+{
+    EXPECT_FALSE(profileOfDomain(domainWithMetadata(""), "win11"));
+    EXPECT_FALSE(profileOfDomain(domainWithMetadata(R"(<x:profile xmlns:x="https://example.org/other"/>)"), "win11"));
+    EXPECT_FALSE(profileOfDomain("<domain><devices/></domain>", "win11"));
+}
+
+TEST(DomainXml, MalformedMetadataIsRefusedLikeTheConfigFile)
+{
+    const std::string ns = R"( xmlns:g="https://gpuswap.org/xmlns/profile/1")";
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:display_manager>sometimes</g:display_manager></g:profile>")),
+              "domain win11 <metadata>: display_manager: \"sometimes\" is not one of \"restart\", \"keep\"");
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"7\" size=\"8G\"/></g:profile>")),
+              "domain win11 <metadata>: bars/0000:03:00.0/7: \"7\" is not a BAR index 0-5");
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"0\" size=\"3G\"/></g:profile>"))
+                  .substr(0, 63),
+              "domain win11 <metadata>: bars/0000:03:00.0/0: \"3G\" is not a BAR");
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"0\"/></g:profile>")).substr(0, 60),
+              "domain win11 <metadata>: <bar> needs the attributes device, ");
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:devices>0000:03:00.0</g:devices></g:profile>")),
+              "domain win11 <metadata>: <devices> is not a profile setting (allowed: display_manager, holders, bar)");
+    EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:holders>wait</g:holders><g:holders>ignore</g:holders></g:profile>")),
+              "domain win11 <metadata>: <holders> is given twice");
+}

@@ -38,3 +38,12 @@ TEST(Utf8Prefix, NeverSplitsACharacter)
     EXPECT_EQ(utf8Prefix("short", 64), "short");
     EXPECT_EQ(utf8Prefix(std::string("\xff\xff\xff"), 2), std::string("\xff\xff"));
 }
+
+TEST(Text, SecondsAsPeopleReadThem)
+{
+    using namespace std::chrono_literals;
+    EXPECT_EQ(gpuswap::secondsText(8s), "8 s");
+    EXPECT_EQ(gpuswap::secondsText(1500ms), "1.5 s");
+    EXPECT_EQ(gpuswap::secondsText(30000ms), "30 s");
+    EXPECT_EQ(gpuswap::secondsText(240ms), "0.2 s");
+}

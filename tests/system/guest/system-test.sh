@@ -86,10 +86,13 @@ systemd-sysusers /usr/lib/sysusers.d/gpuswap-system-libvirt.conf
 timed "start libvirtd" systemctl start libvirtd.service
 expect "libvirtd" active "$(systemctl is-active libvirtd.service)"
 B=${GPU#*:}; B=${B%%:*}; SLOT=${GPU##*:}; SLOT=${SLOT%.*}
-for managed in no yes; do
-    name=gs-$([ $managed = no ] && echo unmanaged || echo managed)
+# gs-metadata has no profile in gpuswapd.json: its own <metadata> is its profile.
+METADATA='<metadata><gpuswap:profile xmlns:gpuswap="https://gpuswap.org/xmlns/profile/1"><gpuswap:display_manager>keep</gpuswap:display_manager><gpuswap:holders>ignore</gpuswap:holders></gpuswap:profile></metadata>'
+for domain in gs-unmanaged:no gs-managed:yes gs-metadata:no; do
+    name=${domain%:*} managed=${domain#*:} metadata=
+    [ $name = gs-metadata ] && metadata=$METADATA
     sed -e "s/@NAME@/$name/" -e "s/@MANAGED@/$managed/" -e "s/@BUS@/$B/" -e "s/@SLOT@/$SLOT/" \
-        $S/domain.xml > /run/gs/$name.xml
+        -e "s|@METADATA@|$metadata|" $S/domain.xml > /run/gs/$name.xml
     timed "virsh define $name" virsh define /run/gs/$name.xml
 done
 
@@ -114,12 +117,22 @@ hand_over_with_virsh() {  # domain
 hand_over_with_virsh gs-unmanaged
 hand_over_with_virsh gs-managed
 
+# Zero configuration: the profile in the domain's metadata says "keep" and "ignore", so the
+# display manager is not restarted; it keeps its file of the GPU's card, which the kernel
+# unplugs under it (DRM devices allow unbinding while open).
+before=$(dm_pid)
+timed "virsh start gs-metadata (profile from <metadata>)" virsh start gs-metadata
+expect "gs-metadata: devices while running" "vfio-pci vfio-pci" "$(drivers)"
+expect "gs-metadata: display manager left alone" "$before" "$(dm_pid)"
+timed "virsh destroy gs-metadata" virsh destroy gs-metadata
+expect "gs-metadata: devices after destroy" "bochs-drm snd_hda_intel" "$(drivers)"
+
 # --- 6. a group member in a logind session, and a user outside the group ------------------
 useradd -m -G gpuswap gs-member; useradd -m gs-outsider
 # su -l on a terminal (script gives it one), as a user logs in: pam_systemd opens a logind
 # session of class "user" (without a terminal it would be "background").
 as_user() { script -qec "su -l $1 -c '$2'" /dev/null >> $OUT/commands.log 2>&1; }
-session=$(script -qec "su -l gs-member -c 'loginctl show-session \$XDG_SESSION_ID -p Class -p Active -p Remote'" /dev/null 2>&1 | tr -d '\r' | sort | paste -sd' ')
+session=$(script -qec "su -l gs-member -c 'loginctl show-session \$XDG_SESSION_ID -p Class -p Active -p Remote | cat'" /dev/null 2>&1 | tr -d '\r' | sort | paste -sd' ')
 expect "gs-member's logind session" "Active=yes Class=user Remote=no" "$session"
 timed "gpuswapctl prepare gs-cli as gs-member" as_user gs-member 'gpuswapctl --no-ask-password prepare gs-cli'
 expect "gs-member: prepare rc" 0 $?
