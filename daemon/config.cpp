@@ -283,7 +283,7 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
     if (value.contains("display_manager"))
         vm.displayManager = v.expectChoice<DisplayManagerPolicy>(
             value.at("display_manager"), Validator::join(path, "display_manager"),
-            {{"restart", DisplayManagerPolicy::Restart}, {"keep", DisplayManagerPolicy::Keep}});
+            {{"restart", DisplayManagerPolicy::Restart}, {"keep", DisplayManagerPolicy::Keep}, {"stop", DisplayManagerPolicy::Stop}});
     if (value.contains("holders"))
         vm.holders = v.expectChoice<HolderPolicy>(value.at("holders"), Validator::join(path, "holders"),
                                                   {{"wait", HolderPolicy::Wait}, {"ignore", HolderPolicy::Ignore}});

@@ -16,7 +16,7 @@
 
 namespace gpuswap {
 
-enum class DisplayManagerPolicy { Restart, Keep };
+enum class DisplayManagerPolicy { Restart, Keep, Stop };
 enum class HolderPolicy { Wait, Ignore };
 
 struct Timeouts {

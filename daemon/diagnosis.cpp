@@ -111,6 +111,16 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
                             "and reload gpuswapd."});
 }
 
+// "6.1.0-57-amd64" >= 6.1; an unreadable release counts as new enough (no false alarm).
+bool kernelAtLeast(const std::string& release, int major, int minor)
+{
+    int releaseMajor = 0;
+    int releaseMinor = 0;
+    if (std::sscanf(release.c_str(), "%d.%d", &releaseMajor, &releaseMinor) != 2)
+        return true;
+    return releaseMajor > major || (releaseMajor == major && releaseMinor >= minor);
+}
+
 void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>& findings)
 {
     for (const auto& [address, sizes] : vm.bars) {
@@ -123,7 +133,13 @@ void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>&
                                           [wanted](const PciBar& b) { return b.index == wanted; });
             const uint64_t mask = bar == device->bars.end() ? 0 : bar->supportedMask;
             const auto bit = maskBitForSize(size);
-            if (mask == 0) {
+            if (mask == 0 && !kernelAtLeast(host.kernelRelease, 6, 1)) {
+                findings.push_back({Severity::Error, "kernel-cannot-resize",
+                                    "Linux " + host.kernelRelease + " cannot resize BARs of a device from user space "
+                                    "(resourceN_resize came with 6.1): update the kernel, or remove " + address.str() +
+                                        " BAR " + std::to_string(index) + " from \"bars\". Enabling Resizable BAR "
+                                        "in the firmware does not change this."});
+            } else if (mask == 0) {
                 findings.push_back({Severity::Error, "bar-not-resizable",
                                     address.str() + " BAR " + std::to_string(index) +
                                         " cannot be resized: remove it from \"bars\", or enable Resizable BAR "
@@ -134,6 +150,31 @@ void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>&
                                         formatSize(size) + "; it supports " + formatSizeList(sizesInMask(mask)) + "."});
             }
         }
+    }
+}
+
+// What the host keeps to show its desktop and console.
+void checkDisplays(const VmProfile& vm, const HostFacts& host, const std::set<PciAddress>& handedOver,
+                   std::vector<Finding>& findings)
+{
+    if (handedOver.empty())
+        return;
+    const bool hostKeepsADisplay = std::any_of(host.devices.begin(), host.devices.end(), [&](const PciDevice& device) {
+        return device.isDisplayController() && !handedOver.contains(device.address);
+    });
+    if (!hostKeepsADisplay && vm.displayManager != DisplayManagerPolicy::Stop)
+        findings.push_back({Severity::Error, "only-display",
+                            "Profile " + vm.name + " hands over the host's only display device: no desktop can run "
+                            "while the VM does. Set \"display_manager\": \"stop\" in the profile (the display "
+                            "manager then stays stopped until the VM shuts down), or add a second GPU."});
+    for (const PciAddress& address : handedOver) {
+        const PciDevice* device = findDevice(host, address);
+        if (device != nullptr && device->bootVga)
+            findings.push_back({Severity::Warning, "boot-display",
+                                address.str() + " is the boot display: the host's console goes with it while the VM "
+                                "runs, and the firmware's changes to it at boot can keep the VM's driver from "
+                                "starting: if the VM shows nothing, give the domain the card's ROM (<rom file=.../> "
+                                "in its <hostdev>), or make another GPU the boot display in the firmware setup."});
     }
 }
 
@@ -180,6 +221,7 @@ void checkVm(const Config& config, const VmProfile& vm, const HostFacts& host, s
                                 " does not hand over: add it to the profile's devices (" +
                                 viableDevicesLine(handedOver, blockers) +
                                 "), or move the card to a slot with its own IOMMU group."});
+    checkDisplays(vm, host, handedOver, findings);
     checkBars(vm, host, findings);
 }
 

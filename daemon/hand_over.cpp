@@ -128,10 +128,12 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     }
     draft.transition.checkViable = true;
     draft.transition.holders = vmProfile.holders;
-    if (vmProfile.displayManager == DisplayManagerPolicy::Restart)
+    if (vmProfile.displayManager != DisplayManagerPolicy::Keep)
         draft.displayManagerUnit = config_.displayManagerUnit;
-    draft.commit = [vm, original = draft.before, unit = draft.displayManagerUnit](DaemonState& state) {
-        state.prepared[vm] = {original, unit};
+    // "stop" (one GPU): the display manager stays stopped while the VM runs.
+    draft.transition.restartStoppedUnit = vmProfile.displayManager != DisplayManagerPolicy::Stop;
+    draft.commit = [vm, original = draft.before, unit = draft.displayManagerUnit](DaemonState& state, const Transition& ran) {
+        state.prepared[vm] = {original, unit, ran.restartStoppedUnit ? std::string() : ran.stopUnit};
     };
     return draft;
 }
@@ -176,7 +178,8 @@ HandOver::Draft HandOver::resolveRelease(const std::string& vm, const Machine& m
     }
     draft.transition.barsBestEffort = true;
     draft.displayManagerUnit = record->second.displayManagerUnit;
-    draft.commit = [vm](DaemonState& state) { state.prepared.erase(vm); };
+    draft.transition.startUnit = record->second.leftStopped;
+    draft.commit = [vm](DaemonState& state, const Transition&) { state.prepared.erase(vm); };
     return draft;
 }
 
@@ -392,7 +395,7 @@ void HandOver::execute(const std::shared_ptr<Request>& request, Draft draft, std
     }
     if (steps.empty()) {
         if (draft.commit)
-            draft.commit(state_);
+            draft.commit(state_, draft.transition);
         state_.operation.reset();  // an interrupted release found nothing left to do
         save();
         finish(request, std::nullopt, draft.outcome);
@@ -418,7 +421,7 @@ void HandOver::execute(const std::shared_ptr<Request>& request, Draft draft, std
                 return;
             }
             if (shared->commit)
-                shared->commit(state_);
+                shared->commit(state_, shared->transition);
             state_.operation.reset();
             save();
             Outcome outcome = shared->outcome;

@@ -81,7 +81,8 @@ private:
         Transition transition;
         std::string displayManagerUnit;  // stopped before and started after, if it is active
         DeviceSettings before;
-        std::function<void(DaemonState&)> commit;
+        // What the state records once the steps are done (the transition as it ran).
+        std::function<void(DaemonState&, const Transition&)> commit;
         Outcome outcome;
     };
     struct Request {

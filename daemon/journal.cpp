@@ -59,7 +59,8 @@ DaemonState Journal::load() const
     try {
         const json document = json::parse(text.str());
         for (const auto& [vm, entry] : document.at("prepared").items())
-            state.prepared[vm] = {settingsFromJson(entry.at("original")), entry.at("display_manager").get<std::string>()};
+            state.prepared[vm] = {settingsFromJson(entry.at("original")), entry.at("display_manager").get<std::string>(),
+                                  entry.value("left_stopped", std::string())};
         if (!document.at("operation").is_null()) {
             const json& operation = document.at("operation");
             state.operation = OperationRecord{operation.at("name").get<std::string>(),
@@ -78,7 +79,9 @@ void Journal::save(const DaemonState& state) const
 {
     json prepared = json::object();
     for (const auto& [vm, record] : state.prepared)
-        prepared[vm] = {{"original", settingsToJson(record.original)}, {"display_manager", record.displayManagerUnit}};
+        prepared[vm] = {{"original", settingsToJson(record.original)},
+                        {"display_manager", record.displayManagerUnit},
+                        {"left_stopped", record.leftStopped}};
     json operation = nullptr;
     if (state.operation)
         operation = {{"name", state.operation->name},

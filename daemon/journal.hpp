@@ -18,6 +18,7 @@ using DeviceSettings = std::vector<std::pair<PciAddress, DeviceSetting>>;
 struct PreparedVm {
     DeviceSettings original;         // in profile order
     std::string displayManagerUnit;  // "" = the profile keeps the display manager
+    std::string leftStopped;         // "stop": the unit the prepare stopped, started at release
     bool operator==(const PreparedVm&) const = default;
 };
 

@@ -315,7 +315,7 @@ void ManagerObject::Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string
                 findings.emplace_back(severityName(finding.severity), finding.code, finding.message);
             reply->returnResults(findings);
         };
-        if (profile == nullptr || profile->displayManager != DisplayManagerPolicy::Restart) {
+        if (profile == nullptr || profile->displayManager == DisplayManagerPolicy::Keep) {
             answer();
             return;
         }

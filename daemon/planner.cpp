@@ -78,7 +78,9 @@ public:
         planAttach(attaching);
         if (transition_.checkViable)
             planViabilityCheck();
-        const std::string& startUnit = transition_.stopUnit.empty() ? transition_.startUnit : transition_.stopUnit;
+        const std::string& startUnit = transition_.stopUnit.empty()    ? transition_.startUnit
+                                       : transition_.restartStoppedUnit ? transition_.stopUnit
+                                                                         : std::string();
         if (!startUnit.empty())
             steps_.push_back(startUnitStep(startUnit));
         return std::move(steps_);

@@ -49,6 +49,7 @@ struct Transition {
     std::vector<std::pair<PciAddress, DeviceSetting>> targets;  // in this order
     std::string stopUnit;       // display manager to stop first and start at the end ("" = none)
     std::string startUnit;      // only start at the end (a rollback after a stop)
+    bool restartStoppedUnit = true;  // false: "stop" leaves it stopped for the VM's lifetime
     bool checkViable = false;   // after the moves (PrepareVM)
     bool barsBestEffort = false;
     HolderPolicy holders = HolderPolicy::Wait;

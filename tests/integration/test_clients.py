@@ -250,7 +250,7 @@ def check_config_says_what_reload_would_without_the_daemon(sim):
     reloaded = ctl(sim, 'reload')
     assert checked.returncode == 1 and reloaded.returncode == 1, (checked, reloaded)
     message = checked.stderr.strip()
-    assert message.endswith('vms/win11/display_manager: "sometimes" is not one of "restart", "keep"'), message
+    assert message.endswith('vms/win11/display_manager: "sometimes" is not one of "restart", "keep", "stop"'), message
     assert message in reloaded.stderr, (message, reloaded.stderr)
     daemon = subprocess.run([os.environ['GPUSWAPD'], '--check-config=' + sim.config_path], capture_output=True, text=True)
     assert daemon.returncode == 1 and daemon.stderr.strip() == message, daemon
@@ -359,7 +359,7 @@ def the_json_profile_wins_over_metadata_and_bad_metadata_is_refused(sim):
     result = hook(sim, 'zero-config', 'prepare', 'begin', bad)
     assert result.returncode == 1, result
     assert result.stderr.strip() == ('gpuswap: domain zero-config <metadata>: display_manager: "sometimes" is not one of '
-                                     '"restart", "keep"'), result.stderr
+                                     '"restart", "keep", "stop"'), result.stderr
     assert sim.snapshot() == before and len(sim.kernel_state()['writes']) == writes
 
 

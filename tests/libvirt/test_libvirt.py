@@ -181,7 +181,7 @@ def virsh_define_keeps_a_profile_in_metadata_and_the_hook_uses_it(sim, libvirt):
     assert 'https://gpuswap.org/xmlns/profile/1' in dumped and 'sometimes' in dumped, dumped
     result = libvirt.virsh('start', 'meta-bad')
     assert result.returncode != 0, result.stdout
-    assert 'domain meta-bad <metadata>: display_manager: "sometimes" is not one of "restart", "keep"' in result.stderr, \
+    assert 'domain meta-bad <metadata>: display_manager: "sometimes" is not one of "restart", "keep", "stop"' in result.stderr, \
         result.stderr
     libvirt.define('meta-good', '<g:holders>ignore</g:holders>')
     result = libvirt.virsh('start', 'meta-good')

@@ -121,8 +121,10 @@ TEST(Config, WrongTypesAreErrors)
 
 TEST(Config, ChoicesAreChecked)
 {
-    EXPECT_THAT(errorOf(R"({"vms": {"w": {"display_manager": "stop"}}})"),
-                HasSubstr(": vms/w/display_manager: \"stop\" is not one of \"restart\", \"keep\""));
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"display_manager": "off"}}})"),
+                HasSubstr(": vms/w/display_manager: \"off\" is not one of \"restart\", \"keep\", \"stop\""));
+    EXPECT_EQ(parseConfig(R"({"vms": {"w": {"display_manager": "stop"}}})", "x").vms.at("w").displayManager,
+              DisplayManagerPolicy::Stop);
     EXPECT_THAT(errorOf(R"({"vms": {"w": {"holders": "kill"}}})"), HasSubstr(": vms/w/holders: \"kill\" is not one of"));
     EXPECT_EQ(parseConfig(R"({"vms": {"w": {"display_manager": "keep", "holders": "ignore"}}})", "x").vms.at("w").holders,
               HolderPolicy::Ignore);

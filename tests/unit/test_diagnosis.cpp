@@ -78,6 +78,8 @@ TEST(Diagnosis, ProfileChecksFromSysfs)
               .bars = {{0, uint64_t{256} << 20, 0x7f00}, {2, uint64_t{2} << 20, 0}}});
     fake.add({.address = "0000:03:00.1", .classCode = 0x040300, .driver = "snd_hda_intel", .iommuGroup = 14});
     fake.add({.address = "0000:04:00.0", .classCode = 0x0c0330, .driver = "xhci_hcd", .iommuGroup = 14});
+    fake.add({.address = "0000:00:02.0", .vendor = 0x8086, .device = 0xa780, .classCode = 0x030000, .driver = "i915",
+              .iommuGroup = 0});  // keeps the desktop
     fake.addDriver("vfio-pci");  // loaded
     Config config;
     VmProfile vm{.name = "win11", .devices = {address("0000:03:00.0"), address("0000:03:00.1"), address("0000:09:00.0")}};
@@ -106,7 +108,7 @@ TEST(Diagnosis, OldHooksVfioIdsAndResets)
     host.libvirtStartedBeforeHook = "libvirtd";
     host.libvirtVersion = std::make_tuple(6, 0, 0);
     host.vmHookScripts["win10"] = {"/etc/libvirt/hooks/qemu.d/win10/prepare/begin/start.sh"};
-    host.devices = {device("0000:0b:00.0", 0x030000, 14, "amdgpu")};
+    host.devices = {device("0000:0b:00.0", 0x030000, 14, "amdgpu"), device("0000:00:02.0", 0x030000, 0, "i915")};
     host.devices[0].vendorId = 0x1002;
     host.devices[0].deviceId = 0x687f;  // Vega 64
     host.vfioIds = {{0x1002, 0x687f}};
@@ -173,11 +175,46 @@ TEST(Diagnosis, DisplayManagerSystemdDoesNotKnow)
     config.vms.emplace("win11", VmProfile{.name = "win11", .devices = {address("0000:03:00.0")}});
     HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
     host.hookInstalled = host.hookExecutable = true;
-    host.devices = {device("0000:03:00.0", 0x030000, 14, "amdgpu")};
+    host.devices = {device("0000:03:00.0", 0x030000, 14, "amdgpu"), device("0000:00:02.0", 0x030000, 0, "i915")};
     host.displayManagerKnown = false;
     const auto findings = diagnose(config, host, &config.vms.at("win11"));
     ASSERT_EQ(codes(findings), (std::vector<std::string>{"error:display-manager-missing"}));
     EXPECT_THAT(findings[0].message, HasSubstr("nodm.service"));
     host.displayManagerKnown = true;
     EXPECT_TRUE(diagnose(config, host, &config.vms.at("win11")).empty());
+}
+
+TEST(Diagnosis, TheOnlyDisplayNeedsStopAndTheBootDisplayIsNamed)
+{
+    Config config;
+    VmProfile vm{.name = "single", .devices = {address("0000:03:00.0"), address("0000:03:00.1")}};
+    config.vms.emplace("single", vm);
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
+    host.hookInstalled = host.hookExecutable = true;
+    host.devices = {device("0000:03:00.0", 0x030000, 13, "amdgpu"), device("0000:03:00.1", 0x040300, 13, "snd_hda_intel")};
+    host.devices[0].bootVga = true;
+    auto findings = diagnose(config, host, &config.vms.at("single"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:only-display", "warning:boot-display"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("\"display_manager\": \"stop\""));
+    EXPECT_THAT(findings[1].message, HasSubstr("0000:03:00.0 is the boot display"));
+    config.vms.at("single").displayManager = DisplayManagerPolicy::Stop;
+    EXPECT_EQ(codes(diagnose(config, host, &config.vms.at("single"))), (std::vector<std::string>{"warning:boot-display"}));
+}
+
+TEST(Diagnosis, KernelsBefore61CannotResize)
+{
+    Config config;
+    VmProfile vm{.name = "win11", .devices = {address("0000:03:00.0")}};
+    vm.bars[address("0000:03:00.0")] = {{0, uint64_t{8} << 30}};
+    config.vms.emplace("win11", vm);
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
+    host.hookInstalled = host.hookExecutable = true;
+    host.devices = {device("0000:03:00.0", 0x030000, 13, "amdgpu"), device("0000:00:02.0", 0x030000, 0, "i915")};
+    host.devices[0].bars = {{0, uint64_t{256} << 20, 0}};  // no resourceN_resize: no mask
+    host.kernelRelease = "5.15.0-91-generic";
+    auto findings = diagnose(config, host, &config.vms.at("win11"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:kernel-cannot-resize"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("update the kernel"));
+    host.kernelRelease = "6.1.0-28-amd64";
+    EXPECT_EQ(codes(diagnose(config, host, &config.vms.at("win11"))), (std::vector<std::string>{"error:bar-not-resizable"}));
 }

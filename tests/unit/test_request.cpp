@@ -121,7 +121,7 @@ TEST(DomainXml, MalformedMetadataIsRefusedLikeTheConfigFile)
 {
     const std::string ns = R"( xmlns:g="https://gpuswap.org/xmlns/profile/1")";
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:display_manager>sometimes</g:display_manager></g:profile>")),
-              "domain win11 <metadata>: display_manager: \"sometimes\" is not one of \"restart\", \"keep\"");
+              "domain win11 <metadata>: display_manager: \"sometimes\" is not one of \"restart\", \"keep\", \"stop\"");
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"7\" size=\"8G\"/></g:profile>")),
               "domain win11 <metadata>: bars/0000:03:00.0/7: \"7\" is not a BAR index 0-5");
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"0\" size=\"3G\"/></g:profile>"))

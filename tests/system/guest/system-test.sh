@@ -127,6 +127,13 @@ expect "gs-metadata: display manager left alone" "$before" "$(dm_pid)"
 timed "virsh destroy gs-metadata" virsh destroy gs-metadata
 expect "gs-metadata: devices after destroy" "bochs-drm snd_hda_intel" "$(drivers)"
 
+# The journal: the whole hand-over by VM name, and the catalog's explanation (installed
+# by the package; dpkg's trigger on the catalog directory rebuilt journald's database).
+expect "journalctl GPUSWAP_VM=gs-unmanaged finds the steps" yes \
+    "$(journalctl -b GPUSWAP_VM=gs-unmanaged GPUSWAP_STEP=1 -o cat | grep -q 'stop display-manager.service' && echo yes || echo no)"
+expect_match "journalctl -x explains a finished operation" 'The operation release:gs-unmanaged succeeded' \
+    "$(journalctl -b -x MESSAGE_ID=eb8cc69534be4841a7d6fcc16ae5d629 GPUSWAP_VM=gs-unmanaged --no-pager)"
+
 # --- 6. a group member in a logind session, and a user outside the group ------------------
 useradd -m -G gpuswap gs-member; useradd -m gs-outsider
 # su -l on a terminal (script gives it one), as a user logs in: pam_systemd opens a logind
