@@ -190,6 +190,7 @@ ParsedCommandLine parseCommandLine(const std::vector<std::string>& argv, const s
     const auto end = std::find(argv.begin(), argv.end(), "--");
     std::vector<std::string> copies(argv.begin(), end);
     std::vector<char*> pointers;
+    pointers.reserve(copies.size() + 1);
     for (auto& word : copies)
         pointers.push_back(word.data());
     pointers.push_back(nullptr);

@@ -118,7 +118,7 @@ std::optional<VmProfile> profileOfDomain(std::string_view domainXml, const std::
                 fail("<bar> needs the attributes device, index and size (for example device=\"0000:03:00.0\" index=\"0\" size=\"8G\")");
             auto& bars = value["bars"][device];
             if (bars.contains(index))
-                fail("<bar> of " + device + " BAR " + index + " is given twice");
+                fail(std::string("<bar> of ").append(device).append(" BAR ").append(index).append(" is given twice"));
             bars[index] = size;
         } else {
             fail("<" + name + "> is not a profile setting (allowed: display_manager, holders, bar)");

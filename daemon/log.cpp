@@ -97,7 +97,7 @@ void writeJournal(Level level, std::string_view message, Fields fields)
     lines.push_back("PRIORITY=" + std::to_string(syslogPriority(level)));
     lines.emplace_back("SYSLOG_IDENTIFIER=gpuswapd");
     for (const auto& [key, value] : fieldsOf(fields))
-        lines.push_back((key == "MESSAGE_ID" ? std::string() : std::string("GPUSWAP_")) + key + "=" + value);
+        lines.push_back((key == "MESSAGE_ID" ? std::string() : std::string("GPUSWAP_")).append(key).append("=").append(value));
     std::vector<iovec> vectors;
     vectors.reserve(lines.size());
     for (std::string& line : lines)
@@ -163,7 +163,7 @@ void write(Level level, std::string_view message, Fields fields)
     }
     std::string line(message);
     for (const auto& [key, value] : fieldsOf(fields))
-        line += " " + key + "=" + value;
+        line.append(" ").append(key).append("=").append(value);
     if (!g_stderr)
         setup(g_threshold);
     g_stderr->log(spdlogLevel(level), line);
