@@ -234,7 +234,7 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
 {
     if (!isValidVmName(name))
         v.fail(path, "a VM name must be 1 to 255 bytes without '/' or control characters");
-    v.expectObject(value, path, {"devices", "bars", "display_manager", "holders"});
+    v.expectObject(value, path, {"devices", "bars", "display_manager", "holders", "stop_units"});
     VmProfile vm;
     vm.name = name;
     if (value.contains("devices")) {
@@ -287,6 +287,21 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
     if (value.contains("holders"))
         vm.holders = v.expectChoice<HolderPolicy>(value.at("holders"), Validator::join(path, "holders"),
                                                   {{"wait", HolderPolicy::Wait}, {"ignore", HolderPolicy::Ignore}});
+    if (value.contains("stop_units")) {
+        const json& units = value.at("stop_units");
+        const std::string unitsPath = Validator::join(path, "stop_units");
+        if (!units.is_array())
+            v.fail(unitsPath, "expected an array of systemd unit names, found " + std::string(units.type_name()));
+        for (size_t i = 0; i < units.size(); ++i) {
+            const std::string itemPath = Validator::join(unitsPath, std::to_string(i));
+            const std::string& unit = v.expectString(units[i], itemPath);
+            if (!isValidUnitName(unit))
+                v.fail(itemPath, "\"" + unit + "\" is not a systemd unit name (for example nvidia-persistenced.service)");
+            if (std::find(vm.stopUnits.begin(), vm.stopUnits.end(), unit) != vm.stopUnits.end())
+                v.fail(itemPath, unit + " is listed twice");
+            vm.stopUnits.push_back(unit);
+        }
+    }
     return vm;
 }
 

@@ -34,6 +34,9 @@ struct VmProfile {
     std::map<PciAddress, std::map<unsigned, uint64_t>> bars{};
     DisplayManagerPolicy displayManager = DisplayManagerPolicy::Restart;
     HolderPolicy holders = HolderPolicy::Wait;
+    // Units stopped (if they run) before anything else and started at release, e.g.
+    // nvidia-persistenced.service, which keeps /dev/nvidiaN open.
+    std::vector<std::string> stopUnits{};
     bool operator==(const VmProfile&) const = default;
 };
 

@@ -108,6 +108,8 @@ std::optional<VmProfile> profileOfDomain(std::string_view domainXml, const std::
             if (value.contains(name))
                 fail("<" + name + "> is given twice");
             value[name] = trimmed(element.child_value());
+        } else if (name == "stop_unit") {
+            value["stop_units"].push_back(trimmed(element.child_value()));
         } else if (name == "bar") {
             std::string device = element.attribute("device").value();
             if (const auto address = PciAddress::parseAnyForm(device))
@@ -121,7 +123,7 @@ std::optional<VmProfile> profileOfDomain(std::string_view domainXml, const std::
                 fail(std::string("<bar> of ").append(device).append(" BAR ").append(index).append(" is given twice"));
             bars[index] = size;
         } else {
-            fail("<" + name + "> is not a profile setting (allowed: display_manager, holders, bar)");
+            fail("<" + name + "> is not a profile setting (allowed: display_manager, holders, bar, stop_unit)");
         }
     }
     try {

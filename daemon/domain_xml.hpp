@@ -21,6 +21,7 @@ std::vector<PciAddress> pciHostdevsOfDomain(std::string_view domainXml);
 //     <gpuswap:display_manager>restart</gpuswap:display_manager>
 //     <gpuswap:holders>wait</gpuswap:holders>
 //     <gpuswap:bar device="0000:03:00.0" index="0" size="8G"/>
+//     <gpuswap:stop_unit>nvidia-persistenced.service</gpuswap:stop_unit>
 //   </gpuswap:profile>
 inline constexpr std::string_view kProfileNamespace = "https://gpuswap.org/xmlns/profile/1";
 

@@ -130,10 +130,15 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
     draft.transition.holders = vmProfile.holders;
     if (vmProfile.displayManager != DisplayManagerPolicy::Keep)
         draft.displayManagerUnit = config_.displayManagerUnit;
-    // "stop" (one GPU): the display manager stays stopped while the VM runs.
-    draft.transition.restartStoppedUnit = vmProfile.displayManager != DisplayManagerPolicy::Stop;
+    // "stop" (one GPU): the display manager stays stopped while the VM runs, as stop_units do.
+    draft.restartDisplayManager = vmProfile.displayManager != DisplayManagerPolicy::Stop;
+    draft.stopUnits = vmProfile.stopUnits;
     draft.commit = [vm, original = draft.before, unit = draft.displayManagerUnit](DaemonState& state, const Transition& ran) {
-        state.prepared[vm] = {original, unit, ran.restartStoppedUnit ? std::string() : ran.stopUnit};
+        std::vector<std::string> leftStopped;
+        for (const std::string& stopped : ran.stopUnits)
+            if (std::find(ran.restartUnits.begin(), ran.restartUnits.end(), stopped) == ran.restartUnits.end())
+                leftStopped.push_back(stopped);
+        state.prepared[vm] = {original, unit, leftStopped};
     };
     return draft;
 }
@@ -178,7 +183,7 @@ HandOver::Draft HandOver::resolveRelease(const std::string& vm, const Machine& m
     }
     draft.transition.barsBestEffort = true;
     draft.displayManagerUnit = record->second.displayManagerUnit;
-    draft.transition.startUnit = record->second.leftStopped;
+    draft.transition.startUnits = record->second.leftStopped;
     draft.commit = [vm](DaemonState& state, const Transition&) { state.prepared.erase(vm); };
     return draft;
 }
@@ -339,7 +344,7 @@ void HandOver::planAndRun(const std::shared_ptr<Request>& request, Draft draft)
         // The machine may have changed while systemd was asked (a device removed).
         for (const auto& [address, setting] : ready.transition.targets)
             existing(machine.devices, address);
-        std::vector<Step> steps = ready.transition.targets.empty() && ready.transition.stopUnit.empty()
+        std::vector<Step> steps = ready.transition.targets.empty() && ready.transition.stopUnits.empty()
                                       ? std::vector<Step>{}
                                       : planTransition(machine.devices, machine.vfioLoaded, ready.transition);
         if (dryRun) {
@@ -351,39 +356,54 @@ void HandOver::planAndRun(const std::shared_ptr<Request>& request, Draft draft)
         }
         execute(request, std::move(ready), std::move(steps));
     };
-    if (draft.displayManagerUnit.empty() || draft.transition.targets.empty()) {
+    // The units to stop if they run, in order: the profile's stop_units, then the display manager.
+    std::vector<std::string> candidates = draft.stopUnits;
+    if (!draft.displayManagerUnit.empty())
+        candidates.push_back(draft.displayManagerUnit);
+    if (candidates.empty() || draft.transition.targets.empty()) {
         plan(std::move(draft));
         return;
     }
-    const std::string unit = draft.displayManagerUnit;
-    auto shared = std::make_shared<Draft>(std::move(draft));
-    units_.activeState(unit, [this, request, dryRun, shared, plan, unit](std::optional<std::string> error, const std::string& state) {
-        if (error) {
-            Failure failure(ErrorCode::DisplayManagerFailed,
-                            *error + ": set \"display_manager\" to your display manager's unit, or the profile's to \"keep\"");
-            if (dryRun)
-                request->reply(failure, {});
-            else
-                finish(request, failure, {});
-            return;
-        }
-        // Only a running display manager is stopped, and so started again.
-        if (state == "active" || state == "activating" || state == "reloading")
-            shared->transition.stopUnit = unit;
-        // A dry run holds no turn: ending "the" operation would end someone else's.
-        const auto fail = [&](const Failure& failure) {
-            if (dryRun)
-                request->reply(failure, {});
-            else
-                finish(request, failure, {});
-        };
+    askActiveStates(request, std::make_shared<Draft>(std::move(draft)), std::move(candidates), 0, plan);
+}
+
+void HandOver::askActiveStates(const std::shared_ptr<Request>& request, const std::shared_ptr<Draft>& draft,
+                               std::vector<std::string> units, size_t next, const std::function<void(Draft)>& plan)
+{
+    const bool dryRun = request->options.dryRun;
+    // A dry run holds no turn: ending "the" operation would end someone else's.
+    const auto fail = [this, request, dryRun](const Failure& failure) {
+        if (dryRun)
+            request->reply(failure, {});
+        else
+            finish(request, failure, {});
+    };
+    if (next == units.size()) {
         try {
-            plan(std::move(*shared));
+            plan(std::move(*draft));
         } catch (const Failure& failure) {
             fail(failure);
         } catch (const std::exception& e) {
             fail(Failure(ErrorCode::Internal, request->name + ": " + e.what()));
         }
+        return;
+    }
+    const std::string unit = units[next];
+    units_.activeState(unit, [this, request, draft, units = std::move(units), next, plan, unit, fail](
+                                 std::optional<std::string> error, const std::string& state) mutable {
+        if (error) {
+            fail(Failure(ErrorCode::DisplayManagerFailed,
+                         *error + ": check \"display_manager\" (your display manager's unit) and the profile's "
+                                  "\"stop_units\", or set the profile's \"display_manager\" to \"keep\""));
+            return;
+        }
+        // Only a running unit is stopped, and so started again.
+        if (state == "active" || state == "activating" || state == "reloading") {
+            draft->transition.stopUnits.push_back(unit);
+            if (unit == draft->displayManagerUnit && draft->restartDisplayManager)
+                draft->transition.restartUnits.push_back(unit);
+        }
+        askActiveStates(request, draft, std::move(units), next + 1, plan);
     });
 }
 
@@ -402,15 +422,16 @@ void HandOver::execute(const std::shared_ptr<Request>& request, Draft draft, std
         return;
     }
     // A completed interrupted release starts with the display manager its first run stopped.
-    state_.operation = OperationRecord{request->name, draft.before, draft.transition.startUnit, 0, false};
+    state_.operation = OperationRecord{request->name, draft.before, draft.transition.startUnits, 0, false};
     save();
     const auto count = static_cast<unsigned>(steps.size());
     auto shared = std::make_shared<Draft>(std::move(draft));
     executor_.run(
         std::move(steps), config_.timeouts,
         [this, request, count](size_t index, const Step& step) {
-            if (step.kind == StepKind::StopUnit)
-                state_.operation->stoppedUnit = step.value;
+            auto& stopped = state_.operation->stoppedUnits;
+            if (step.kind == StepKind::StopUnit && std::find(stopped.begin(), stopped.end(), step.value) == stopped.end())
+                stopped.push_back(step.value);
             state_.operation->step = static_cast<unsigned>(index + 1);
             save();
             listener_.progress(request->name, static_cast<unsigned>(index + 1), count, step.description);
@@ -454,7 +475,7 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
     for (const auto& [address, setting] : record.before)
         if (!writer_.inFlight(address))
             transition.targets.emplace_back(address, setting);
-    transition.startUnit = record.stoppedUnit;
+    transition.startUnits = record.stoppedUnits;
     const Machine machine = readMachine();
     std::vector<Step> steps;
     try {
@@ -463,8 +484,8 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
         steps = planTransition(machine.devices, machine.vfioLoaded, transition);
     } catch (const Failure& planFailure) {
         steps.clear();
-        if (!record.stoppedUnit.empty())
-            steps.push_back(startUnitStep(record.stoppedUnit));
+        for (const std::string& unit : record.stoppedUnits)
+            steps.push_back(startUnitStep(unit));
         runRollback(request, failure, std::move(lines), std::move(steps),
                     Failure(ErrorCode::Inconsistent, std::string("the rollback cannot be planned: ") + planFailure.what()));
         return;
@@ -494,11 +515,13 @@ void HandOver::runRollback(const std::shared_ptr<Request>& request, const Failur
                 endRollback(request, failure, std::move(lines), total);
                 return;
             }
-            const std::string stoppedUnit = state_.operation->stoppedUnit;
             // Whatever else failed, the user gets the desktop back: a rollback that stopped
-            // short of the display manager's start still starts it.
-            if (runFailure && !stoppedUnit.empty() && runFailure->code() != ErrorCode::DisplayManagerFailed) {
-                std::vector<Step> restart{startUnitStep(stoppedUnit)};
+            // short of the display manager's start still starts it (and the stop_units).
+            const std::vector<std::string> stoppedUnits = state_.operation->stoppedUnits;
+            if (runFailure && !stoppedUnits.empty() && runFailure->code() != ErrorCode::DisplayManagerFailed) {
+                std::vector<Step> restart;
+                for (const std::string& unit : stoppedUnits)
+                    restart.push_back(startUnitStep(unit));
                 runRollback(request, failure, std::move(lines), std::move(restart), runFailure);
                 return;
             }
@@ -584,9 +607,9 @@ void HandOver::recover()
                      {{"OPERATION", interrupted.name}});
         const std::string vm = interrupted.name.substr(kRelease.size());
         start(std::make_shared<Request>(Request{interrupted.name, {},
-                                                [this, vm, stopped = interrupted.stoppedUnit](const Machine& machine) {
+                                                [this, vm, stopped = interrupted.stoppedUnits](const Machine& machine) {
                                                     Draft draft = resolveRelease(vm, machine);
-                                                    draft.transition.startUnit = stopped;
+                                                    draft.transition.startUnits = stopped;
                                                     return draft;
                                                 },
                                                 logOutcome}));

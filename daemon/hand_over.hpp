@@ -80,6 +80,8 @@ private:
     struct Draft {
         Transition transition;
         std::string displayManagerUnit;  // stopped before and started after, if it is active
+        std::vector<std::string> stopUnits;  // the profile's stop_units: stopped if active, left stopped
+        bool restartDisplayManager = true;   // false: "stop"
         DeviceSettings before;
         // What the state records once the steps are done (the transition as it ran).
         std::function<void(DaemonState&, const Transition&)> commit;
@@ -94,6 +96,10 @@ private:
 
     void submit(Request request);
     void start(const std::shared_ptr<Request>& request);
+    // Asks systemd whether units[next...] run; the running ones go into the draft's
+    // transition, then `plan` runs.
+    void askActiveStates(const std::shared_ptr<Request>& request, const std::shared_ptr<Draft>& draft,
+                         std::vector<std::string> units, size_t next, const std::function<void(Draft)>& plan);
     void planAndRun(const std::shared_ptr<Request>& request, Draft draft);
     void execute(const std::shared_ptr<Request>& request, Draft draft, std::vector<Step> steps);
     void rollBack(const std::shared_ptr<Request>& request, const Failure& failure, std::vector<std::string> lines);

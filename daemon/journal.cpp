@@ -60,12 +60,12 @@ DaemonState Journal::load() const
         const json document = json::parse(text.str());
         for (const auto& [vm, entry] : document.at("prepared").items())
             state.prepared[vm] = {settingsFromJson(entry.at("original")), entry.at("display_manager").get<std::string>(),
-                                  entry.value("left_stopped", std::string())};
+                                  entry.value("left_stopped", std::vector<std::string>())};
         if (!document.at("operation").is_null()) {
             const json& operation = document.at("operation");
             state.operation = OperationRecord{operation.at("name").get<std::string>(),
                                               settingsFromJson(operation.at("before")),
-                                              operation.at("stopped_unit").get<std::string>(),
+                                              operation.at("stopped_units").get<std::vector<std::string>>(),
                                               operation.at("step").get<unsigned>(),
                                               operation.at("rolling_back").get<bool>()};
         }
@@ -86,7 +86,7 @@ void Journal::save(const DaemonState& state) const
     if (state.operation)
         operation = {{"name", state.operation->name},
                      {"before", settingsToJson(state.operation->before)},
-                     {"stopped_unit", state.operation->stoppedUnit},
+                     {"stopped_units", state.operation->stoppedUnits},
                      {"step", state.operation->step},
                      {"rolling_back", state.operation->rollingBack}};
     const std::string text = json{{"prepared", prepared}, {"operation", operation}}.dump(2) + "\n";

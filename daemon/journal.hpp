@@ -18,7 +18,7 @@ using DeviceSettings = std::vector<std::pair<PciAddress, DeviceSetting>>;
 struct PreparedVm {
     DeviceSettings original;         // in profile order
     std::string displayManagerUnit;  // "" = the profile keeps the display manager
-    std::string leftStopped;         // "stop": the unit the prepare stopped, started at release
+    std::vector<std::string> leftStopped;  // stopped by the prepare for the VM's lifetime, started at release
     bool operator==(const PreparedVm&) const = default;
 };
 
@@ -26,7 +26,7 @@ struct PreparedVm {
 struct OperationRecord {
     std::string name;                 // "prepare:win11"
     DeviceSettings before;            // every device the operation touches, as it was
-    std::string stoppedUnit;          // the display manager it stopped (or is stopping)
+    std::vector<std::string> stoppedUnits;  // what it stopped (or is stopping) or must start at its end
     unsigned step = 0;                // the step about to run, 1-based
     bool rollingBack = false;
     bool operator==(const OperationRecord&) const = default;

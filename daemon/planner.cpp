@@ -70,19 +70,20 @@ public:
         const bool needsVfio = std::any_of(detaching.begin(), detaching.end(), [](const Move& move) { return move.probe == kVfio; });
         if (needsVfio && !vfioLoaded)
             steps_.push_back({StepKind::LoadVfio, "load vfio-pci (start modprobe@vfio_pci.service)"});
-        if (!transition_.stopUnit.empty())
-            steps_.push_back({.kind = StepKind::StopUnit, .description = "stop " + transition_.stopUnit,
-                              .value = transition_.stopUnit});
+        for (const std::string& unit : transition_.stopUnits)
+            steps_.push_back({.kind = StepKind::StopUnit, .description = "stop " + unit, .value = unit});
         planDrmHolders(detaching, attaching);
         planDetach(detaching);
         planAttach(attaching);
         if (transition_.checkViable)
             planViabilityCheck();
-        const std::string& startUnit = transition_.stopUnit.empty()    ? transition_.startUnit
-                                       : transition_.restartStoppedUnit ? transition_.stopUnit
-                                                                         : std::string();
-        if (!startUnit.empty())
-            steps_.push_back(startUnitStep(startUnit));
+        std::vector<std::string> started;
+        for (const auto* units : {&transition_.startUnits, &transition_.restartUnits})
+            for (const std::string& unit : *units)
+                if (std::find(started.begin(), started.end(), unit) == started.end()) {
+                    started.push_back(unit);
+                    steps_.push_back(startUnitStep(unit));
+                }
         return std::move(steps_);
     }
 

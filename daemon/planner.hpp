@@ -47,9 +47,12 @@ inline constexpr const char* kDefaultDriver = "(default)";
 // Where the devices should end up, and what goes around the moves.
 struct Transition {
     std::vector<std::pair<PciAddress, DeviceSetting>> targets;  // in this order
-    std::string stopUnit;       // display manager to stop first and start at the end ("" = none)
-    std::string startUnit;      // only start at the end (a rollback after a stop)
-    bool restartStoppedUnit = true;  // false: "stop" leaves it stopped for the VM's lifetime
+    // Stopped first, in this order: the profile's stop_units, then the display manager.
+    std::vector<std::string> stopUnits;
+    // Of those, started again at the end of this operation (the display manager, "restart").
+    std::vector<std::string> restartUnits;
+    // Only started at the end: what a prepare left stopped, or what a rollback restores.
+    std::vector<std::string> startUnits;
     bool checkViable = false;   // after the moves (PrepareVM)
     bool barsBestEffort = false;
     HolderPolicy holders = HolderPolicy::Wait;

@@ -86,5 +86,45 @@ def a_turing_card_without_its_usb_functions_is_not_viable(sim):
     assert all(fix in line for line in lines) and USB in lines[0] + lines[1] and UCSI in lines[0] + lines[1], lines
 
 
+PERSISTENCED = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True},
+                {'name': 'nvidia-persistenced.service', 'active': True}]
+MOCK = ('org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.DBus.Mock')
+
+
+@case(machine=MACHINE, config=profile(stop_units=['nvidia-persistenced.service']), units=PERSISTENCED)
+def nvidia_persistenced_is_stopped_first_and_started_after_release(sim):
+    """nvidia-persistenced keeps /dev/nvidiaN open: as a stop_units entry it is stopped
+    before everything else, stays stopped while the VM runs, and starts after the release."""
+    manager = Manager(sim.bus)
+    before = sim.snapshot()
+    steps = manager.prepare('win11')
+    assert steps[:2] == ['stop nvidia-persistenced.service', 'stop display-manager.service'], steps
+    assert 'start nvidia-persistenced.service' not in steps and steps[-1] == 'start display-manager.service', steps
+    assert sim.unit_state('nvidia-persistenced.service') == 'inactive' and sim.unit_state() == 'active'
+    steps = manager.release('win11')
+    assert steps[-2:] == ['start nvidia-persistenced.service', 'start display-manager.service'], steps
+    assert sim.unit_state('nvidia-persistenced.service') == 'active' and sim.snapshot() == before
+
+
+@case(machine=MACHINE, config=profile(stop_units=['nvidia-persistenced.service']), units=PERSISTENCED)
+def a_failure_after_stopping_persistenced_starts_it_again(sim):
+    manager = Manager(sim.bus)
+    before = sim.snapshot()
+    sim.bus.call(*MOCK, 'SetJobBehaviour', 'sssi', ('display-manager.service', 'stop', 'failed', 0))
+    message = manager.expect_error('org.gpuswap1.Error.DisplayManagerFailed', 'PrepareVM', 'sa{sv}', ('win11', {}))
+    assert 'rolled back' in message, message
+    assert sim.unit_state('nvidia-persistenced.service') == 'active' and sim.snapshot() == before
+
+
+@case(machine=MACHINE, config=profile(stop_units=['nvidia-persistenced.service']), units=PERSISTENCED)
+def a_restart_keeps_persistenced_to_be_started_at_release(sim):
+    manager = Manager(sim.bus)
+    manager.prepare('win11')
+    sim.stop_daemon()
+    sim.start_daemon()
+    assert Manager(sim.bus).release('win11')[-2] == 'start nvidia-persistenced.service'
+    assert sim.unit_state('nvidia-persistenced.service') == 'active'
+
+
 if __name__ == '__main__':
     main()

@@ -197,3 +197,15 @@ TEST(Config, VmNamesAreChecked)
     EXPECT_NO_THROW(parseConfig(R"({"vms": {")" + std::string(255, 'x') + R"(": {}}})", "x"));
     EXPECT_NO_THROW(parseConfig(R"json({"vms": {"Windows 11 (gaming)": {}}})json", "x"));
 }
+
+TEST(Config, StopUnitsAreUnitNamesOnce)
+{
+    const auto config = parseConfig(R"({"vms": {"w": {"stop_units": ["nvidia-persistenced.service", "x@1.service"]}}})", "x");
+    EXPECT_EQ(config.vms.at("w").stopUnits, (std::vector<std::string>{"nvidia-persistenced.service", "x@1.service"}));
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"stop_units": "nvidia-persistenced.service"}}})"),
+                HasSubstr(": vms/w/stop_units: expected an array of systemd unit names, found string"));
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"stop_units": ["nvidia-persistenced"]}}})"),
+                HasSubstr(": vms/w/stop_units/0: \"nvidia-persistenced\" is not a systemd unit name"));
+    EXPECT_THAT(errorOf(R"({"vms": {"w": {"stop_units": ["a.service", "a.service"]}}})"),
+                HasSubstr(": vms/w/stop_units/1: a.service is listed twice"));
+}

@@ -36,10 +36,11 @@ TEST_F(JournalTest, RoundTripsPreparedVmsAndTheOperation)
     DaemonState state;
     state.prepared["win11"] = {{{address("0000:03:00.0"), {"amdgpu", "", {{0, uint64_t{16} << 30}}}},
                                 {address("0000:03:00.1"), {"snd_hda_intel", "", {}}}},
-                               "display-manager.service", ""};
-    state.prepared["single-gpu"] = {{{address("0000:0a:00.0"), {"amdgpu", "", {}}}}, "gdm.service", "gdm.service"};
+                               "display-manager.service", {}};
+    state.prepared["single-gpu"] = {{{address("0000:0a:00.0"), {"amdgpu", "", {}}}}, "gdm.service",
+                                    {"nvidia-persistenced.service", "gdm.service"}};
     state.operation = OperationRecord{"release:win11", {{address("0000:03:00.0"), {"vfio-pci", "vfio-pci", {}}}},
-                                      "gdm.service", 4, true};
+                                      {"nvidia-persistenced.service", "gdm.service"}, 4, true};
     const Journal journal(directory);
     journal.save(state);
     EXPECT_EQ(journal.load(), state);

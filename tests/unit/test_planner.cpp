@@ -42,7 +42,8 @@ Transition prepareTransition()
     Transition transition;
     transition.targets = {{address("0000:03:00.0"), {"vfio-pci", "vfio-pci", {{0, 8 * GiB}, {2, 8 * MiB}}}},
                           {address("0000:03:00.1"), {"vfio-pci", "vfio-pci", {}}}};
-    transition.stopUnit = "display-manager.service";
+    transition.stopUnits = {"display-manager.service"};
+    transition.restartUnits = {"display-manager.service"};
     transition.checkViable = true;
     return transition;
 }

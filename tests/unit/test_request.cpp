@@ -97,6 +97,7 @@ TEST(DomainXml, ProfileFromMetadataByNamespaceNotPrefix)
           <gs:holders>ignore</gs:holders>
           <gs:bar device="03:00.0" index="0" size="8G"/>
           <gs:bar device="0000:03:00.0" index="2" size="256M"/>
+          <gs:stop_unit>nvidia-persistenced.service</gs:stop_unit>
         </gs:profile>)"), "win11");
     ASSERT_TRUE(profile);
     EXPECT_EQ(profile->name, "win11");
@@ -106,6 +107,7 @@ TEST(DomainXml, ProfileFromMetadataByNamespaceNotPrefix)
     const auto gpu = *PciAddress::parse("0000:03:00.0");
     EXPECT_EQ(profile->bars.at(gpu).at(0), 8ULL << 30);
     EXPECT_EQ(profile->bars.at(gpu).at(2), 256ULL << 20);
+    EXPECT_EQ(profile->stopUnits, std::vector<std::string>{"nvidia-persistenced.service"});
     // An empty profile is a profile: the defaults, devices from the hostdevs.
     EXPECT_TRUE(profileOfDomain(domainWithMetadata(R"(<profile xmlns="https://gpuswap.org/xmlns/profile/1"/>)"), "win11"));
 }
@@ -130,7 +132,7 @@ TEST(DomainXml, MalformedMetadataIsRefusedLikeTheConfigFile)
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:bar device=\"03:00.0\" index=\"0\"/></g:profile>")).substr(0, 60),
               "domain win11 <metadata>: <bar> needs the attributes device, ");
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:devices>0000:03:00.0</g:devices></g:profile>")),
-              "domain win11 <metadata>: <devices> is not a profile setting (allowed: display_manager, holders, bar)");
+              "domain win11 <metadata>: <devices> is not a profile setting (allowed: display_manager, holders, bar, stop_unit)");
     EXPECT_EQ(messageOf(domainWithMetadata("<g:profile" + ns + "><g:holders>wait</g:holders><g:holders>ignore</g:holders></g:profile>")),
               "domain win11 <metadata>: <holders> is given twice");
 }
