@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace gpuswap {
@@ -64,6 +65,12 @@ void checkHost(const Config& config, const HostFacts& host, std::vector<Finding>
                                 (onCommandLine ? "." : " and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) "
                                                        "on the kernel command line.")});
     }
+    if (host.kernelCommandLine.find("pcie_acs_override=") != std::string::npos)
+        findings.push_back({Severity::Warning, "acs-override",
+                            "The kernel command line has pcie_acs_override=: the IOMMU groups are split by a patch, not "
+                            "by the hardware, so a VM may still reach the memory of devices the hardware does not "
+                            "isolate from its GPU (the NVMe disk, the network card). Prefer a slot whose IOMMU group "
+                            "the hardware makes, and remove the parameter."});
     if (!host.hookInstalled)
         findings.push_back({Severity::Warning, "hook-missing",
                             host.hookLink + " is missing: libvirt starts VMs without handing the GPU over. "
@@ -167,6 +174,12 @@ void checkDisplays(const VmProfile& vm, const HostFacts& host, const std::set<Pc
                             "Profile " + vm.name + " hands over the host's only display device: no desktop can run "
                             "while the VM does. Set \"display_manager\": \"stop\" in the profile (the display "
                             "manager then stays stopped until the VM shuts down), or add a second GPU."});
+    if (vm.displayManager == DisplayManagerPolicy::Keep)
+        for (const std::string& compositor : host.compositors)
+            findings.push_back({Severity::Info, "keep-compositor",
+                                "Profile " + vm.name + " keeps the session running while its GPU goes; " + compositor +
+                                    " runs: " + compositorCase(compositor) +
+                                    " If the GPU is the one it renders with, use \"restart\"."});
     for (const PciAddress& address : handedOver) {
         const PciDevice* device = findDevice(host, address);
         if (device != nullptr && device->bootVga)
@@ -226,6 +239,34 @@ void checkVm(const Config& config, const VmProfile& vm, const HostFacts& host, s
 }
 
 } // namespace
+
+const char* compositorCase(const std::string& comm)
+{
+    // Versions and sources: README, "The keep hand-over and compositors".
+    static const std::map<std::string, const char*> cases{
+        {"gnome-shell",
+         "GNOME's mutter (3.34 and later, merge request 713) updates its monitors when a GPU is removed and does not crash, "
+         "but keeps the removed GPU's file open (mutter issue 710); on amdgpu the unbind completes anyway. It cannot lose "
+         "the GPU it renders with."},
+        {"kwin_wayland",
+         "KDE's KWin (Plasma 5.22 and later) drops a removed secondary GPU and its outputs, but quits when the primary GPU "
+         "it renders with goes (\"Primary gpu has been removed! Quitting...\")."},
+        {"sway",
+         "sway (wlroots 0.13 and later, wlroots pull request 2575) drops a removed secondary GPU's outputs; losing the "
+         "primary GPU (the first of WLR_DRM_DEVICES) hangs the display (sway issue 7759)."},
+        {"Hyprland",
+         "Hyprland (aquamarine pull request 130, 2025) drops a removed secondary GPU; losing the primary crashes it, and on "
+         "NVIDIA's driver it keeps /dev/nvidiaN open, which blocks the unbind."},
+        {"wayfire",
+         "Wayfire drops a GPU that only drives outputs; removing the GPU it renders with is not supported (wayfire issue "
+         "2629)."},
+        {"Xorg",
+         "Xorg removes a secondary \"GPU screen\" (a PRIME output or offload GPU added by AutoAddGPU) on udev's remove "
+         "event; the GPU of its protocol screen cannot go: use \"restart\" for that one."},
+    };
+    const auto found = cases.find(comm);
+    return found == cases.end() ? nullptr : found->second;
+}
 
 bool needsVendorReset(uint16_t vendorId, uint16_t deviceId)
 {

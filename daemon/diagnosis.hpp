@@ -69,7 +69,17 @@ struct HostFacts {
     // Whether systemd knows the profile's display manager (asked only for a profile that restarts it).
     std::optional<bool> displayManagerKnown{};
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
+    // The display servers and compositors running (their /proc/PID/comm), for "keep".
+    std::set<std::string> compositors{};
 };
+
+// What a compositor or display server does when a GPU it has open goes away under a
+// running session ("keep"), from its source and issue tracker; nullptr when `comm`
+// (a /proc/PID/comm) names none known.
+const char* compositorCase(const std::string& comm);
+
+// The known compositors among the processes under `proc`.
+std::set<std::string> runningCompositors(const std::filesystem::path& proc);
 
 // With `devices`, only those and the other members of their IOMMU groups are read (a
 // read can wake a GPU from D3cold): the daemon passes the devices it tracks.

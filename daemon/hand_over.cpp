@@ -66,6 +66,28 @@ HandOver::Machine HandOver::readMachine() const
 
 // ---- the requests ------------------------------------------------------------------------
 
+// "keep" hands a GPU over under a running desktop: only one the desktop can lose.
+void HandOver::refuseForKeep(const std::string& vm, const PciDevice& device)
+{
+    const std::string prefix = "profile " + vm + " keeps the display manager (\"display_manager\": \"keep\"), but " +
+                               device.address.str();
+    const std::string advice = ": set the profile's \"display_manager\" to \"restart\"";
+    if (!device.isDisplayController())
+        return;
+    if (device.bootVga)
+        throw Failure(ErrorCode::DeviceBusy, prefix + " is the boot display, which the console and the desktop use" + advice);
+    if (device.driver == "nvidia")
+        throw Failure(ErrorCode::DeviceBusy,
+                      prefix + " is on NVIDIA's driver, which cannot let go of a GPU a compositor has open" + advice);
+    if (!device.enabledConnectors.empty()) {
+        std::string connectors;
+        for (const std::string& connector : device.enabledConnectors)
+            connectors += (connectors.empty() ? "" : ", ") + connector;
+        throw Failure(ErrorCode::DeviceBusy, prefix + " drives a screen (" + connectors + " enabled)" + advice +
+                                                 ", or move that screen to the GPU that stays");
+    }
+}
+
 HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOptions& options, const Machine& machine) const
 {
     Draft draft;
@@ -83,8 +105,10 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
 
     std::set<PciAddress> handedOver;
     for (const PciAddress& address : devices) {
-        existing(machine.devices, address);
+        const PciDevice& device = existing(machine.devices, address);
         refuseWedged(address);
+        if (vmProfile.displayManager == DisplayManagerPolicy::Keep)
+            refuseForKeep(vm, device);
         for (const auto& [other, record] : state_.prepared)
             for (const auto& [owned, setting] : record.original)
                 if (owned == address)
@@ -127,7 +151,9 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
         draft.before.emplace_back(address, currentSetting(machine.devices.at(address), bars));
     }
     draft.transition.checkViable = true;
-    draft.transition.holders = vmProfile.holders;
+    // "keep": the compositor lets go of the GPU's DRM nodes on udev's remove event, which
+    // comes only after the unbind: waiting for it would wait forever.
+    draft.transition.holders = vmProfile.displayManager == DisplayManagerPolicy::Keep ? HolderPolicy::Ignore : vmProfile.holders;
     if (vmProfile.displayManager != DisplayManagerPolicy::Keep)
         draft.displayManagerUnit = config_.displayManagerUnit;
     // "stop" (one GPU): the display manager stays stopped while the VM runs, as stop_units do.

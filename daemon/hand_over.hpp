@@ -114,6 +114,7 @@ private:
     std::string describeDevices(const DeviceSettings& settings) const;
     // The VM's profile: from the configuration file, else from the domain XML's metadata.
     std::optional<VmProfile> profileFor(const std::string& vm, const RequestOptions& options) const;
+    static void refuseForKeep(const std::string& vm, const PciDevice& device);
     Draft resolvePrepare(const std::string& vm, const RequestOptions& options, const Machine& machine) const;
     Draft resolveRelease(const std::string& vm, const Machine& machine) const;
     // DeviceBusy while a write to the device has not returned.

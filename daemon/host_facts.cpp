@@ -160,6 +160,21 @@ void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
 
 } // namespace
 
+std::set<std::string> runningCompositors(const fs::path& proc)
+{
+    std::set<std::string> found;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(proc, error)) {
+        const std::string pid = entry.path().filename().string();
+        if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        const std::string comm = readAttribute(entry.path() / "comm").value_or("");
+        if (compositorCase(comm) != nullptr)
+            found.insert(comm);
+    }
+    return found;
+}
+
 HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths, const std::optional<std::set<PciAddress>>& devices)
 {
     HostFacts host;
@@ -200,6 +215,7 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths, const std:
     gatherLibvirtHooks(paths, host);
     checkLibvirtStart(paths, host);
     findLibvirtVersion(paths, host);
+    host.compositors = runningCompositors(paths.proc);
     return host;
 }
 

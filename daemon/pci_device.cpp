@@ -78,6 +78,27 @@ std::vector<std::string> readDrmNodes(const fs::path& device)
     return nodes;
 }
 
+// drm/cardN/cardN-DP-1/enabled says "enabled" while a CRTC scans out through the
+// connector (drivers/gpu/drm/drm_sysfs.c, enabled_show).
+std::vector<std::string> readEnabledConnectors(const fs::path& device)
+{
+    std::vector<std::string> connectors;
+    std::error_code error;
+    for (const auto& card : fs::directory_iterator(device / "drm", error)) {
+        const std::string cardName = card.path().filename().string();
+        if (!cardName.starts_with("card"))
+            continue;
+        std::error_code inner;
+        for (const auto& connector : fs::directory_iterator(card.path(), inner)) {
+            const std::string name = connector.path().filename().string();
+            if (name.starts_with(cardName + "-") && readAttribute(connector.path() / "enabled") == "enabled")
+                connectors.push_back(name);
+        }
+    }
+    std::sort(connectors.begin(), connectors.end());
+    return connectors;
+}
+
 // NVIDIA's driver makes no sysfs node for /dev/nvidiaN; it names the minor in
 // /proc/driver/nvidia/gpus/<address>/information ("Device Minor: 0").
 std::string readNvidiaNode(const fs::path& proc, const PciAddress& address)
@@ -148,6 +169,7 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     device.bootVga = readAttribute(path / "boot_vga") == "1";
     device.bars = readBars(path, locked, known);
     device.drmNodes = readDrmNodes(path);
+    device.enabledConnectors = readEnabledConnectors(path);
     if (device.driver == "nvidia")
         device.nvidiaNode = readNvidiaNode(proc_, address);
     lastRead_.insert_or_assign(address, device);

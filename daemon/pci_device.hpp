@@ -34,6 +34,8 @@ struct PciDevice {
     bool bootVga = false;
     std::vector<PciBar> bars{};           // memory BARs 0-5 that have a size
     std::vector<std::string> drmNodes{};  // "/dev/dri/card1", "/dev/dri/renderD128"
+    // Connectors a compositor lights up ("card1-DP-1"): the GPU drives a screen.
+    std::vector<std::string> enabledConnectors{};
     // On NVIDIA's proprietary driver: "/dev/nvidia0", from the driver's "Device Minor".
     std::string nvidiaNode{};
 

@@ -109,6 +109,9 @@ class Device:
         # builtin "hwdb --subsystem=pci" for every PCI device). Served the way umockdev serves
         # udev properties: in the uevent file, where libudev reads a device's properties too.
         self.names = spec.get('names')
+        # DRM connectors of the GPU's card and whether a CRTC scans out through each:
+        # drm/cardN/cardN-<name>/enabled (drivers/gpu/drm/drm_sysfs.c, enabled_show).
+        self.connectors = spec.get('connectors', {})
 
     def uevent_properties(self):
         properties = {'DRIVER': self.driver} if self.driver else {}
@@ -421,6 +424,12 @@ class FakeKernel:
             minor = self.lowest_free('drm', 'card')
             self.add_child(device, 'drm', f'card{minor}', True, f'dri/card{minor}', 'drm_minor')
             self.add_child(device, 'drm', f'renderD{128 + minor}', True, f'dri/renderD{128 + minor}', 'drm_minor')
+            for name, state in device.connectors.items():
+                self.add_child(device, 'drm', f'card{minor}/card{minor}-{name}', False, None, None)
+                connector = self.path(device.devpath, 'drm', f'card{minor}', f'card{minor}-{name}')
+                self.write_file(os.path.join(connector, 'enabled'), state + '\n')
+                self.write_file(os.path.join(connector, 'status'),
+                                ('connected' if state == 'enabled' else 'disconnected') + '\n')
         elif creates == 'nvidia':
             self.attach_nvidia(device)
         elif creates == 'sound':

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 
 using namespace gpuswap;
 using gpuswap::testing::FakeSysfs;
@@ -217,4 +219,44 @@ TEST(Diagnosis, KernelsBefore61CannotResize)
     EXPECT_THAT(findings[0].message, HasSubstr("update the kernel"));
     host.kernelRelease = "6.1.0-28-amd64";
     EXPECT_EQ(codes(diagnose(config, host, &config.vms.at("win11"))), (std::vector<std::string>{"error:bar-not-resizable"}));
+}
+
+TEST(Diagnosis, AcsOverrideIsNamed)
+{
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
+    host.hookInstalled = host.hookExecutable = true;
+    Config config;
+    config.vms.emplace("win11", VmProfile{.name = "win11"});
+    host.kernelCommandLine = "BOOT_IMAGE=/vmlinuz root=/dev/nvme0n1p2 amd_iommu=on pcie_acs_override=downstream,multifunction";
+    const auto findings = diagnose(config, host, nullptr);
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"warning:acs-override"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("remove the parameter"));
+    host.kernelCommandLine = "BOOT_IMAGE=/vmlinuz amd_iommu=on";
+    EXPECT_TRUE(diagnose(config, host, nullptr).empty());
+}
+
+TEST(Diagnosis, KeepNamesTheRunningCompositorsCase)
+{
+    FakeSysfs fake;
+    const auto proc = fake.root() / "proc";
+    for (const auto& [pid, comm] : std::map<std::string, std::string>{
+             {"1", "systemd"}, {"812", "sway"}, {"930", "Xwayland"}, {"1200", "kwin_wayland"}, {"self", "sway"}}) {
+        std::filesystem::create_directories(proc / pid);
+        std::ofstream(proc / pid / "comm") << comm << "\n";
+    }
+    EXPECT_EQ(runningCompositors(proc), (std::set<std::string>{"kwin_wayland", "sway"}));
+    EXPECT_EQ(compositorCase("firefox"), nullptr);
+
+    Config config;
+    VmProfile vm{.name = "win11", .devices = {address("0000:03:00.0")}, .displayManager = DisplayManagerPolicy::Keep};
+    config.vms.emplace("win11", vm);
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
+    host.hookInstalled = host.hookExecutable = true;
+    host.devices = {device("0000:03:00.0", 0x030000, 13, "amdgpu"), device("0000:00:02.0", 0x030000, 0, "i915")};
+    host.compositors = {"sway"};
+    auto findings = diagnose(config, host, &config.vms.at("win11"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"info:keep-compositor"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("sway runs: sway (wlroots 0.13 and later"));
+    config.vms.at("win11").displayManager = DisplayManagerPolicy::Restart;
+    EXPECT_TRUE(diagnose(config, host, &config.vms.at("win11")).empty());
 }
