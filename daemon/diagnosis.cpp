@@ -155,6 +155,8 @@ void checkBars(const VmProfile& vm, const HostFacts& host, std::vector<Finding>&
                 findings.push_back({Severity::Error, "bar-size-unsupported",
                                     address.str() + " BAR " + std::to_string(index) + " cannot be " +
                                         formatSize(size) + "; it supports " + formatSizeList(sizesInMask(mask)) + "."});
+            } else if (const auto why = cannotGrow(*device, index, size)) {
+                findings.push_back({Severity::Error, "bar-no-64bit-window", *why + "."});
             }
         }
     }
@@ -182,6 +184,14 @@ void checkDisplays(const VmProfile& vm, const HostFacts& host, const std::set<Pc
                                     " If the GPU is the one it renders with, use \"restart\"."});
     for (const PciAddress& address : handedOver) {
         const PciDevice* device = findDevice(host, address);
+        if (device != nullptr && device->bootVga && !host.firmwareFramebuffers.empty() &&
+            !kernelAtLeast(host.kernelRelease, 6, 0))
+            findings.push_back({Severity::Error, "firmware-framebuffer",
+                                "The firmware's frame buffer (" + host.firmwareFramebuffers.front() + " in /proc/iomem) sits "
+                                "in the BARs of " + address.str() + ", the boot display, and Linux " + host.kernelRelease +
+                                    " leaves it there: the VM would fail with \"BAR 0: can't reserve\". Update to "
+                                    "Linux 6.0 or later (its GPU drivers and vfio-pci take the frame buffer over), or "
+                                    "boot with initcall_blacklist=sysfb_init (video=efifb:off on older kernels)."});
         if (device != nullptr && device->bootVga)
             findings.push_back({Severity::Warning, "boot-display",
                                 address.str() + " is the boot display: the host's console goes with it while the VM "

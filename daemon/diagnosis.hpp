@@ -69,6 +69,8 @@ struct HostFacts {
     // Whether systemd knows the profile's display manager (asked only for a profile that restarts it).
     std::optional<bool> displayManagerKnown{};
     std::map<std::string, std::vector<std::string>> vmHookScripts{};  // qemu.d/<vm>/... scripts
+    // Firmware frame buffers /proc/iomem lists (BOOTFB, efifb, simplefb, vesafb).
+    std::vector<std::string> firmwareFramebuffers{};
     // The display servers and compositors running (their /proc/PID/comm), for "keep".
     std::set<std::string> compositors{};
 };
@@ -77,6 +79,9 @@ struct HostFacts {
 // running session ("keep"), from its source and issue tracker; nullptr when `comm`
 // (a /proc/PID/comm) names none known.
 const char* compositorCase(const std::string& comm);
+
+// The firmware frame buffers a /proc/iomem names.
+std::vector<std::string> firmwareFramebuffers(const std::filesystem::path& iomem);
 
 // The known compositors among the processes under `proc`.
 std::set<std::string> runningCompositors(const std::filesystem::path& proc);

@@ -142,6 +142,8 @@ HandOver::Draft HandOver::resolvePrepare(const std::string& vm, const RequestOpt
                 throw Failure(ErrorCode::UnsupportedSize,
                               "BAR " + std::to_string(index) + " of " + address.str() + " cannot be " + formatSize(size) +
                                   "; supported: " + formatSizeList(sizesInMask(mask)));
+            if (const auto why = cannotGrow(device, index, size))
+                throw Failure(ErrorCode::UnsupportedSize, *why);
         }
     }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 namespace gpuswap {
@@ -160,6 +161,24 @@ void findLibvirtVersion(const HostPaths& paths, HostFacts& host)
 
 } // namespace
 
+// The names only: without CAP_SYS_ADMIN /proc/iomem shows every address as 0.
+std::vector<std::string> firmwareFramebuffers(const fs::path& iomem)
+{
+    static const std::set<std::string> names{"BOOTFB", "efifb", "simplefb", "vesafb"};
+    std::vector<std::string> found;
+    std::ifstream file(iomem);
+    std::string line;
+    while (std::getline(file, line)) {
+        const auto colon = line.find(" : ");
+        if (colon == std::string::npos)
+            continue;
+        const std::string name = line.substr(colon + 3);
+        if (names.contains(name) && std::find(found.begin(), found.end(), name) == found.end())
+            found.push_back(name);
+    }
+    return found;
+}
+
 std::set<std::string> runningCompositors(const fs::path& proc)
 {
     std::set<std::string> found;
@@ -216,6 +235,7 @@ HostFacts gatherHostFacts(const Sysfs& sysfs, const HostPaths& paths, const std:
     checkLibvirtStart(paths, host);
     findLibvirtVersion(paths, host);
     host.compositors = runningCompositors(paths.proc);
+    host.firmwareFramebuffers = firmwareFramebuffers(paths.proc / "iomem");
     return host;
 }
 

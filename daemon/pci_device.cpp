@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "pci_device.hpp"
 
+#include "bar_size.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -37,8 +39,9 @@ std::string linkTargetName(const fs::path& link)
 }
 
 // The resizable-BAR masks from resourceN_resize, or (locked) from what was read before.
-std::vector<PciBar> readBars(const fs::path& device, bool locked, const PciDevice* known)
+std::vector<PciBar> readBars(const fs::path& device, bool locked, const PciDevice* known, std::vector<unsigned>& below4G)
 {
+    constexpr uint64_t k4GiB = uint64_t{1} << 32;
     std::vector<PciBar> bars;
     std::ifstream resource(device / "resource");
     std::string line;
@@ -61,6 +64,8 @@ std::vector<PciBar> readBars(const fs::path& device, bool locked, const PciDevic
                     mask = bar.supportedMask;
         }
         bars.push_back({index, last - first + 1, mask});
+        if (first < k4GiB)
+            below4G.push_back(index);
     }
     return bars;
 }
@@ -133,6 +138,17 @@ fs::path Sysfs::devicePath(const PciAddress& address) const { return root_ / "bu
 
 fs::path Sysfs::driverPath(const std::string& driver) const { return root_ / "bus/pci/drivers" / driver; }
 
+std::optional<std::string> cannotGrow(const PciDevice& device, unsigned index, uint64_t size)
+{
+    const auto bar = std::find_if(device.bars.begin(), device.bars.end(), [index](const PciBar& b) { return b.index == index; });
+    if (bar == device.bars.end() || size <= bar->size ||
+        std::find(device.barsBelow4G.begin(), device.barsBelow4G.end(), index) == device.barsBelow4G.end())
+        return std::nullopt;
+    return "BAR " + std::to_string(index) + " of " + device.address.str() + " sits below 4 GiB, where there is no room "
+           "for it to grow to " + formatSize(size) + ": enable \"Above 4G Decoding\" (and Resizable BAR) in the "
+           "firmware setup, or leave the BAR at " + formatSize(bar->size);
+}
+
 std::vector<PciAddress> Sysfs::listPciDevices() const
 {
     std::vector<PciAddress> addresses;
@@ -167,7 +183,7 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     const std::string group = linkTargetName(path / "iommu_group");
     device.iommuGroup = group.empty() ? -1 : parseNumber<int>(group, 10);
     device.bootVga = readAttribute(path / "boot_vga") == "1";
-    device.bars = readBars(path, locked, known);
+    device.bars = readBars(path, locked, known, device.barsBelow4G);
     device.drmNodes = readDrmNodes(path);
     device.enabledConnectors = readEnabledConnectors(path);
     if (device.driver == "nvidia")

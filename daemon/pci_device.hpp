@@ -33,6 +33,9 @@ struct PciDevice {
     int iommuGroup = -1;
     bool bootVga = false;
     std::vector<PciBar> bars{};           // memory BARs 0-5 that have a size
+    // Memory BARs the firmware placed below 4 GiB: with "Above 4G Decoding" off there is
+    // no 64-bit window for them to grow into.
+    std::vector<unsigned> barsBelow4G{};
     std::vector<std::string> drmNodes{};  // "/dev/dri/card1", "/dev/dri/renderD128"
     // Connectors a compositor lights up ("card1-DP-1"): the GPU drives a screen.
     std::vector<std::string> enabledConnectors{};
@@ -43,6 +46,10 @@ struct PciDevice {
     bool isBridge() const { return (classCode >> 16) == 0x06; }
     bool operator==(const PciDevice&) const = default;
 };
+
+// Why BAR `index` of the device cannot grow to `size` bytes where the firmware placed it:
+// below 4 GiB there is no 64-bit window to grow into. nullopt: the kernel may try.
+std::optional<std::string> cannotGrow(const PciDevice& device, unsigned index, uint64_t size);
 
 // The first line of a sysfs (or procfs) attribute without its trailing blanks; nullopt
 // when it cannot be read.

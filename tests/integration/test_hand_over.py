@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """PrepareVM and ReleaseVM on the simulated machines: the hand-over as a user sees it."""
+import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'sim'))
@@ -152,6 +154,23 @@ def a_bar_that_cannot_grow_back_does_not_stop_the_release(sim):
     # amdgpu grows BAR 0 at probe as far as the window lets it.
     assert gpu['bar_sizes'][0] == 8 * GIB and gpu['bar_sizes'][2] == 256 * MIB, gpu['bar_sizes']
     assert Manager(sim.bus).get('PreparedVMs') == []
+
+
+@case(config={'vms': {'win11': {'devices': [B_GPU, B_AUDIO], 'bars': {B_GPU: {'0': '8G'}}}}})
+def growing_a_bar_placed_below_4g_is_refused_before_anything_stops(sim):
+    """With "Above 4G Decoding" off the firmware places BARs below 4 GiB, where a 32-bit
+    window leaves no room to grow: refused with UnsupportedSize naming the firmware
+    setting, before the display manager is stopped or anything is written."""
+    sim.kernel(op='firmware-places-bars', device=B_GPU, below_4g=True)
+    before = sim.snapshot()
+    manager = Manager(sim.bus)
+    message = manager.expect_error('org.gpuswap1.Error.UnsupportedSize', 'PrepareVM', 'sa{sv}', ('win11', {}))
+    assert 'sits below 4 GiB' in message and 'Above 4G Decoding' in message, message
+    assert sim.kernel_state()['writes'] == [] and sim.snapshot() == before and sim.unit_state() == 'active'
+    env = {'PATH': os.environ['PATH'], 'DBUS_SYSTEM_BUS_ADDRESS': sim.bus_address}
+    findings = json.loads(subprocess.run([os.environ['GPUSWAPCTL'], 'diagnose', 'win11', '--json'], env=env,
+                                         capture_output=True, text=True, timeout=60).stdout)
+    assert 'bar-no-64bit-window' in [f['code'] for f in findings], findings
 
 
 if __name__ == '__main__':

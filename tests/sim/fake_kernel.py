@@ -87,6 +87,11 @@ class Device:
         self.matching_drivers = spec.get('matching_drivers', [self.default_driver] if self.default_driver else [])
         # Largest size the bridge window above 4 GiB can give BAR 0 (None: no limit).
         self.window = parse_size(spec['window']) if 'window' in spec else None
+        # The firmware placed the BARs below 4 GiB ("Above 4G Decoding" off): a 32-bit window,
+        # no room above 256 MiB (drivers/pci/setup-bus.c sizes it from what the BARs need).
+        self.below_4g = spec.get('bars_below_4g', False)
+        if self.below_4g:
+            self.window = 256 * MIB
         # The kernel's device_lock(): held by bind, unbind, drivers_probe, resourceN_resize
         # and driver_override, written or read (drivers/base/dd.c, drivers/pci/pci-sysfs.c).
         self.lock = threading.Lock()
@@ -232,7 +237,7 @@ class FakeKernel:
 
     def write_resource_file(self, device):
         lines = []
-        base = 0x7000000000 + (int(device.address[5:7], 16) << 36)
+        base = 0xc0000000 if device.below_4g else 0x7000000000 + (int(device.address[5:7], 16) << 36)
         for index in range(13):
             bar = device.bars.get(index)
             if bar:
@@ -675,6 +680,15 @@ class FakeKernel:
             elif operation == 'window':
                 # What the bridge window above 4 GiB has room for (firmware, other devices).
                 self.devices[command['device']].window = parse_size(command['size'])
+            elif operation == 'firmware-places-bars':
+                # A reboot with "Above 4G Decoding" switched: the BARs below or above 4 GiB.
+                device = self.devices[command['device']]
+                device.below_4g = command['below_4g']
+                device.window = 256 * MIB if device.below_4g else None
+                for bar in device.bars.values():   # no 16G BAR fits below 4 GiB
+                    if device.below_4g and bar['mask']:
+                        bar['size'] = min(bar['size'], 256 * MIB)
+                self.write_resource_file(device)
             elif operation == 'rescan':
                 self.rescan()
             elif operation == 'latency':

@@ -260,3 +260,26 @@ TEST(Diagnosis, KeepNamesTheRunningCompositorsCase)
     config.vms.at("win11").displayManager = DisplayManagerPolicy::Restart;
     EXPECT_TRUE(diagnose(config, host, &config.vms.at("win11")).empty());
 }
+
+TEST(Diagnosis, FirmwareFramebufferOnKernelsBefore60)
+{
+    FakeSysfs fake;
+    std::ofstream(fake.root() / "iomem") << "00000000-00000000 : PCI Bus 0000:00\n"
+                                            "  00000000-00000000 : 0000:03:00.0\n"
+                                            "    00000000-00000000 : BOOTFB\n";
+    EXPECT_EQ(firmwareFramebuffers(fake.root() / "iomem"), std::vector<std::string>{"BOOTFB"});
+    Config config;
+    VmProfile vm{.name = "single", .devices = {address("0000:03:00.0")}, .displayManager = DisplayManagerPolicy::Stop};
+    config.vms.emplace("single", vm);
+    HostFacts host{.iommuGroupsPresent = true, .vfioPciLoaded = true, .vfioPciAvailable = true};
+    host.hookInstalled = host.hookExecutable = true;
+    host.devices = {device("0000:03:00.0", 0x030000, 13, "amdgpu")};
+    host.devices[0].bootVga = true;
+    host.firmwareFramebuffers = {"BOOTFB"};
+    host.kernelRelease = "5.15.0-91-generic";
+    auto findings = diagnose(config, host, &config.vms.at("single"));
+    EXPECT_EQ(codes(findings), (std::vector<std::string>{"error:firmware-framebuffer", "warning:boot-display"}));
+    EXPECT_THAT(findings[0].message, HasSubstr("initcall_blacklist=sysfb_init"));
+    host.kernelRelease = "6.1.0-28-amd64";
+    EXPECT_EQ(codes(diagnose(config, host, &config.vms.at("single"))), (std::vector<std::string>{"warning:boot-display"}));
+}
