@@ -18,6 +18,7 @@ from simharness import PYTHON, HERE, Manager, case, main  # noqa: E402,F401
 GPU = '0000:03:00.0'
 AUDIO = '0000:03:00.1'
 GIB = 1 << 30
+MIB = 1 << 20
 
 
 def errno_of(function, *args):
@@ -323,6 +324,24 @@ def amdgpu_probe_grows_bar0_to_what_fits(sim):
     sim.sysfs_write('bus/pci/drivers_probe', GPU)
     assert sim.device_state(GPU)['driver'] == 'amdgpu'
     assert sim.device_state(GPU)['bar_sizes'][0] == 8 * GIB
+
+
+@case(daemon=False)
+def bars_below_4g_have_no_room_to_grow(sim):
+    sim.kernel(op='firmware-places-bars', device=GPU, below_4g=True)
+    start = int(read(sim, f'bus/pci/devices/{GPU}/resource').split()[0], 16)
+    assert start < 1 << 32 and sim.device_state(GPU)['bar_sizes'][0] == 256 * MIB
+    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', GPU)
+    assert errno_of(sim.sysfs_write, f'bus/pci/devices/{GPU}/resource0_resize', '9') == 'ENOSPC'
+
+
+@case(daemon=False)
+def connectors_come_and_go_with_the_card(sim):
+    connector = f'bus/pci/devices/{GPU}/drm/card1/card1-DP-1'
+    assert read(sim, connector + '/enabled').strip() == 'disabled'
+    assert os.path.islink(sim.sysfs('class/drm/card1-DP-1'))
+    sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', GPU)
+    assert not os.path.exists(sim.sysfs(connector)) and not os.path.lexists(sim.sysfs('class/drm/card1-DP-1'))
 
 
 @case(daemon=False, units=[{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True,
