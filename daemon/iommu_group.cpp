@@ -13,8 +13,11 @@ std::vector<PciDevice> viabilityBlockers(const std::vector<PciDevice>& present, 
     for (const PciDevice& device : present) {
         if (!groups.contains(device.iommuGroup) || handedOver.contains(device.address))
             continue;
-        const bool harmless = device.isBridge() || device.driver.empty() || device.driver == "vfio-pci" ||
-                              device.driver == "pci-stub";
+        // The kernel's rule: no driver, or one that leaves DMA to VFIO (driver_managed_dma:
+        // vfio-pci and its variant drivers, pci-stub, pcieport); bridges by header type.
+        const std::string& driver = device.driver;
+        const bool harmless = driver.empty() || driver == "vfio-pci" || driver.ends_with("-vfio-pci") ||
+                              driver == "pci-stub" || driver == "pcieport" || device.isPciBridge();
         if (!harmless)
             blockers.push_back(device);
     }

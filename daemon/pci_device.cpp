@@ -83,6 +83,15 @@ std::vector<std::string> readDrmNodes(const fs::path& device)
     return nodes;
 }
 
+std::optional<uint8_t> readHeaderType(const fs::path& config)
+{
+    std::ifstream file(config, std::ios::binary);
+    char header[15] = {};
+    if (!file.read(header, sizeof header))
+        return std::nullopt;
+    return static_cast<uint8_t>(static_cast<uint8_t>(header[14]) & 0x7fU);
+}
+
 // drm/cardN/cardN-DP-1/enabled says "enabled" while a CRTC scans out through the
 // connector (drivers/gpu/drm/drm_sysfs.c, enabled_show).
 std::vector<std::string> readEnabledConnectors(const fs::path& device)
@@ -183,6 +192,7 @@ std::optional<PciDevice> Sysfs::readDevice(const PciAddress& address) const
     const std::string group = linkTargetName(path / "iommu_group");
     device.iommuGroup = group.empty() ? -1 : parseNumber<int>(group, 10);
     device.bootVga = readAttribute(path / "boot_vga") == "1";
+    device.headerType = readHeaderType(path / "config");
     device.bars = readBars(path, locked, known, device.barsBelow4G);
     device.drmNodes = readDrmNodes(path);
     device.enabledConnectors = readEnabledConnectors(path);

@@ -43,7 +43,17 @@ struct PciDevice {
     std::string nvidiaNode{};
 
     bool isDisplayController() const { return (classCode >> 16) == 0x03; }
-    bool isBridge() const { return (classCode >> 16) == 0x06; }
+    // The configuration header's type (byte 0x0e, without the multi-function bit): 1 is a
+    // PCI-to-PCI bridge, 2 a CardBus bridge; nullopt when `config` cannot be read.
+    std::optional<uint8_t> headerType{};
+    // What VFIO counts as a bridge (drivers/vfio/vfio.c before 5.19: hdr_type is not
+    // normal): by header type; by class code (PCI/CardBus bridge) only without a header.
+    bool isPciBridge() const
+    {
+        if (headerType)
+            return *headerType == 1 || *headerType == 2;
+        return (classCode >> 8) == 0x0604 || (classCode >> 8) == 0x0607 || (classCode >> 8) == 0x0609;
+    }
     bool operator==(const PciDevice&) const = default;
 };
 

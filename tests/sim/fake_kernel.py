@@ -220,6 +220,7 @@ class FakeKernel:
             self.write_file(os.path.join(directory, attribute), value)
         if device.boot_vga is not None:
             self.write_file(os.path.join(directory, 'boot_vga'), '1\n' if device.boot_vga else '0\n')
+        self.write_config_file(device)
         self.write_resource_file(device)
         self.link_into_kernel(os.path.join(directory, 'driver_override'),
                               f'devices/{device.address}/driver_override')
@@ -234,6 +235,16 @@ class FakeKernel:
             self.link(os.path.join(directory, 'iommu_group'), group)
             self.link(os.path.join(group, 'devices', device.address), directory)
         self.write_uevent_file(device)
+
+    def write_config_file(self, device):
+        """The first 64 bytes of configuration space (include/uapi/linux/pci_regs.h): IDs,
+        class, and the header type: 1 for a PCI-to-PCI bridge (class 0x0604), 0 otherwise."""
+        config = bytearray(64)
+        config[0:4] = device.vendor.to_bytes(2, 'little') + device.device.to_bytes(2, 'little')
+        config[9:12] = device.class_code.to_bytes(3, 'little')
+        config[14] = 1 if device.class_code >> 8 == 0x0604 else 0
+        with open(os.path.join(self.path(device.devpath), 'config'), 'wb') as f:
+            f.write(bytes(config))
 
     def write_resource_file(self, device):
         lines = []

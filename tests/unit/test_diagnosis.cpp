@@ -283,3 +283,21 @@ TEST(Diagnosis, FirmwareFramebufferOnKernelsBefore60)
     host.kernelRelease = "6.1.0-28-amd64";
     EXPECT_EQ(codes(diagnose(config, host, &config.vms.at("single"))), (std::vector<std::string>{"warning:boot-display"}));
 }
+
+TEST(IommuGroup, TheKernelsRuleDriversThatLeaveDmaToVfioAndBridgesByHeaderType)
+{
+    std::vector<PciDevice> present{
+        device("0000:03:00.0", 0x030000, 7, "amdgpu"),
+        device("0000:00:1f.0", 0x060100, 7, "lpc_ich"),       // ISA bridge: class 06, header type 0, a host driver
+        device("0000:00:00.0", 0x060000, 7, ""),              // host bridge without a driver
+        device("0000:00:1c.0", 0x060400, 7, "shpchp"),        // PCI-to-PCI bridge by header type
+        device("0000:05:00.0", 0x020000, 7, "mlx5-vfio-pci"), // a vfio-pci variant driver
+        device("0000:00:1c.4", 0x060400, 7, "pcieport"),
+    };
+    present[1].headerType = 0;
+    present[2].headerType = 0;
+    present[3].headerType = 1;
+    const auto blockers = viabilityBlockers(present, {address("0000:03:00.0")});
+    ASSERT_EQ(blockers.size(), 1U);
+    EXPECT_EQ(blockers[0].address.str(), "0000:00:1f.0");
+}
