@@ -12,7 +12,7 @@ from simharness import Manager, case, main, variants  # noqa: E402
 GIB, MIB = 1 << 30, 1 << 20
 GPU, AUDIO, IGPU = '0000:03:00.0', '0000:03:00.1', '0000:00:02.0'
 TWO_VMS = {'vms': {'win11': {'devices': [GPU, AUDIO], 'bars': {GPU: {'0': '8G'}}},
-                   'igpu-vm': {'devices': [IGPU], 'display_manager': 'keep'},
+                   'igpu-vm': {'devices': [IGPU]},
                    'gpu-only': {'devices': [GPU, AUDIO], 'display_manager': 'keep'}}}
 SYSTEMD_UNITS = [{'name': 'gdm.service', 'aliases': ['display-manager.service'], 'active': True,
                   'stop_ms': 300, 'start_ms': 300}]

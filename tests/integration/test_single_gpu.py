@@ -48,7 +48,7 @@ def a_restart_of_gpuswapd_still_starts_the_display_manager_at_release(sim):
     before = sim.snapshot()
     manager.prepare('win11')
     with open(os.path.join(sim.state_dir, 'state.json')) as f:
-        assert json.load(f)['prepared']['win11']['left_stopped'] == 'display-manager.service'
+        assert json.load(f)['prepared']['win11']['left_stopped'] == ['display-manager.service']
     sim.stop_daemon()
     sim.start_daemon()
     assert Manager(sim.bus).release('win11')[-1] == 'start display-manager.service'

@@ -137,8 +137,10 @@ def uevents_come_in_the_kernels_order(sim):
     sim.sysfs_write('bus/pci/drivers_probe', GPU)
     events = listener.wait_for(5)
     listener.close()
-    assert events == [('remove', 'renderD129', ''), ('remove', 'card1', ''), ('unbind', GPU, ''),
-                      ('add', '14', ''), ('bind', GPU, 'vfio-pci')], events
+    # drm_dev_unregister(): the connectors first (drm_modeset_unregister_all), then the
+    # render node, then the card (drivers/gpu/drm/drm_drv.c).
+    assert events == [('remove', 'card1-HDMI-A-1', ''), ('remove', 'card1-DP-1', ''), ('remove', 'renderD129', ''),
+                      ('remove', 'card1', ''), ('unbind', GPU, ''), ('add', '14', ''), ('bind', GPU, 'vfio-pci')], events
     seqnums = [e['seqnum'] for e in listener.events]
     assert seqnums == sorted(seqnums) and len(set(seqnums)) == len(seqnums), seqnums
 
