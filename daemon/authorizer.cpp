@@ -99,6 +99,7 @@ void Authorizer::askPolkit(const Caller& caller, Action action, const Done& done
         "arg0='" + caller.busName + "',arg2=''",
         [this, name = caller.busName](auto&&) { callerLeft(name); });
     const Subject subject{"system-bus-name", {{"name", sdbus::Variant(caller.busName)}}};
+    log::debug("asking polkit whether " + caller.busName + " may " + id + " (check " + pending->cancellationId + ")");
     pending->call =
         polkit_->callMethodAsync(bus::MethodName{"CheckAuthorization"})
             .onInterface(bus::InterfaceName{"org.freedesktop.PolicyKit1.Authority"})

@@ -175,7 +175,9 @@ def a_caller_that_leaves_while_polkit_decides_frees_its_place(sim):
     manager = Manager(sim.bus)
     sim.bus.call(*POLKIT_MOCK, 'SimulateHang', 'b', (True,))
     callers = [call_as(sim, UIDS[0], 'PrepareVM', 'sa{sv}', ['win11', '{}']) for _ in range(4)]
-    assert sim.bus.wait_until(lambda: sim.bus.call(*POLKIT_MOCK, 'HaveHangingCalls')[0], timeout=10)
+    # All four hold their place (polkit asked for each) before the fifth comes.
+    assert sim.bus.wait_until(lambda: sim.log('gpuswapd.log').count('asking polkit whether') == 4, timeout=30)
+    assert sim.bus.call(*POLKIT_MOCK, 'HaveHangingCalls')[0]
     fifth = call_as(sim, UIDS[0], 'PrepareVM', 'sa{sv}', ['win11', '{}'])
     assert fifth.wait(20) != 0 and 'org.gpuswap1.Error.Busy' in fifth.stdout.read()
     for process in callers:
