@@ -135,7 +135,7 @@ def uevents_come_in_the_kernels_order(sim):
     sim.sysfs_write(f'bus/pci/devices/{GPU}/driver_override', 'vfio-pci')
     sim.sysfs_write('bus/pci/drivers/amdgpu/unbind', GPU)
     sim.sysfs_write('bus/pci/drivers_probe', GPU)
-    events = listener.wait_for(5)
+    events = listener.wait_for(7)
     listener.close()
     # drm_dev_unregister(): the connectors first (drm_modeset_unregister_all), then the
     # render node, then the card (drivers/gpu/drm/drm_drv.c).
