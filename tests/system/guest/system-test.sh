@@ -86,11 +86,12 @@ systemd-sysusers /usr/lib/sysusers.d/gpuswap-system-libvirt.conf
 timed "start libvirtd" systemctl start libvirtd.service
 expect "libvirtd" active "$(systemctl is-active libvirtd.service)"
 B=${GPU#*:}; B=${B%%:*}; SLOT=${GPU##*:}; SLOT=${SLOT%.*}
-# gs-metadata has no profile in gpuswapd.json: its own <metadata> is its profile.
-METADATA='<metadata><gpuswap:profile xmlns:gpuswap="https://gpuswap.org/xmlns/profile/1"><gpuswap:display_manager>keep</gpuswap:display_manager><gpuswap:holders>ignore</gpuswap:holders></gpuswap:profile></metadata>'
-for domain in gs-unmanaged:no gs-managed:yes gs-metadata:no; do
+# gs-metadata and gs-keep have no profile in gpuswapd.json: their <metadata> is their profile.
+profile() { echo "<metadata><gpuswap:profile xmlns:gpuswap=\"https://gpuswap.org/xmlns/profile/1\">$1</gpuswap:profile></metadata>"; }
+for domain in gs-unmanaged:no gs-managed:yes gs-metadata:no gs-keep:no; do
     name=${domain%:*} managed=${domain#*:} metadata=
-    [ $name = gs-metadata ] && metadata=$METADATA
+    [ $name = gs-metadata ] && metadata=$(profile '<gpuswap:holders>wait</gpuswap:holders>')
+    [ $name = gs-keep ] && metadata=$(profile '<gpuswap:display_manager>keep</gpuswap:display_manager>')
     sed -e "s/@NAME@/$name/" -e "s/@MANAGED@/$managed/" -e "s/@BUS@/$B/" -e "s/@SLOT@/$SLOT/" \
         -e "s|@METADATA@|$metadata|" $S/domain.xml > /run/gs/$name.xml
     timed "virsh define $name" virsh define /run/gs/$name.xml
@@ -117,15 +118,18 @@ hand_over_with_virsh() {  # domain
 hand_over_with_virsh gs-unmanaged
 hand_over_with_virsh gs-managed
 
-# Zero configuration: the profile in the domain's metadata says "keep" and "ignore", so the
-# display manager is not restarted; it keeps its file of the GPU's card, which the kernel
-# unplugs under it (DRM devices allow unbinding while open).
+# Zero configuration: a profile in the domain's metadata only.
+hand_over_with_virsh gs-metadata
+
+# "keep" on a GPU that drives a screen: the kernel's DRM console lit its connector up
+# (drm/cardN/cardN-Virtual-1/enabled), so the start is refused and nothing moves.
 before=$(dm_pid)
-timed "virsh start gs-metadata (profile from <metadata>)" virsh start gs-metadata
-expect "gs-metadata: devices while running" "vfio-pci vfio-pci" "$(drivers)"
-expect "gs-metadata: display manager left alone" "$before" "$(dm_pid)"
-timed "virsh destroy gs-metadata" virsh destroy gs-metadata
-expect "gs-metadata: devices after destroy" "bochs-drm snd_hda_intel" "$(drivers)"
+out=$(virsh start gs-keep 2>&1); rc=$?
+say "INFO virsh start gs-keep: rc $rc $(tr '\n' ' ' <<<"$out")"
+expect "gs-keep: virsh start refused" 1 "$rc"
+expect_match "gs-keep: the reason" 'drives a screen \(card[0-9]+-Virtual-1 enabled\)' "$out"
+expect "gs-keep: devices unchanged" "bochs-drm snd_hda_intel" "$(drivers)"
+expect "gs-keep: display manager untouched" "$before" "$(dm_pid)"
 
 # The journal: the whole hand-over by VM name, and the catalog's explanation (installed
 # by the package; dpkg's trigger on the catalog directory rebuilt journald's database).
