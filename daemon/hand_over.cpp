@@ -511,9 +511,7 @@ void HandOver::rollBack(const std::shared_ptr<Request>& request, const Failure& 
             existing(machine.devices, address);
         steps = planTransition(machine.devices, machine.vfioLoaded, transition);
     } catch (const Failure& planFailure) {
-        steps.clear();
-        for (const std::string& unit : record.stoppedUnits)
-            steps.push_back(startUnitStep(unit));
+        steps = startUnitSteps(record.stoppedUnits);
         runRollback(request, failure, std::move(lines), std::move(steps),
                     Failure(ErrorCode::Inconsistent, std::string("the rollback cannot be planned: ") + planFailure.what()));
         return;
@@ -547,9 +545,7 @@ void HandOver::runRollback(const std::shared_ptr<Request>& request, const Failur
             // short of the display manager's start still starts it (and the stop_units).
             const std::vector<std::string> stoppedUnits = state_.operation->stoppedUnits;
             if (runFailure && !stoppedUnits.empty() && runFailure->code() != ErrorCode::DisplayManagerFailed) {
-                std::vector<Step> restart;
-                for (const std::string& unit : stoppedUnits)
-                    restart.push_back(startUnitStep(unit));
+                std::vector<Step> restart = startUnitSteps(stoppedUnits);
                 runRollback(request, failure, std::move(lines), std::move(restart), runFailure);
                 return;
             }

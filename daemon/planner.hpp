@@ -64,6 +64,16 @@ inline Step startUnitStep(const std::string& unit)
     return {.kind = StepKind::StartUnit, .description = "start " + unit, .value = unit};
 }
 
+// Starting units again, in this order: what a rollback still does when its plan failed.
+inline std::vector<Step> startUnitSteps(const std::vector<std::string>& units)
+{
+    std::vector<Step> steps;
+    steps.reserve(units.size());
+    for (const std::string& unit : units)
+        steps.push_back(startUnitStep(unit));
+    return steps;
+}
+
 // The steps that take the machine from `present` to the transition's targets. Pure: the
 // same input gives the same steps, for dry-run and for the run itself.
 std::vector<Step> planTransition(const std::map<PciAddress, PciDevice>& present, bool vfioLoaded,
