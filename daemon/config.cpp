@@ -182,6 +182,24 @@ public:
         fail(path, "\"" + text + "\" is not one of " + names);
     }
 
+    // An array whose items `parse` checks, each at most once (`name` says it in the message).
+    template <typename Item, typename Parse, typename Name>
+    std::vector<Item> expectUniqueList(const json& value, const std::string& path, const char* what, Parse parse,
+                                       Name name) const
+    {
+        if (!value.is_array())
+            fail(path, std::string("expected an array of ") + what + ", found " + value.type_name());
+        std::vector<Item> items;
+        for (size_t i = 0; i < value.size(); ++i) {
+            const std::string itemPath = join(path, std::to_string(i));
+            Item item = parse(value[i], itemPath);
+            if (std::find(items.begin(), items.end(), item) != items.end())
+                fail(itemPath, name(item) + " is listed twice");
+            items.push_back(std::move(item));
+        }
+        return items;
+    }
+
     static std::string join(const std::string& path, std::string_view key)
     {
         return path.empty() ? std::string(key) : path + "/" + std::string(key);
@@ -237,19 +255,11 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
     v.expectObject(value, path, {"devices", "bars", "display_manager", "holders", "stop_units"});
     VmProfile vm;
     vm.name = name;
-    if (value.contains("devices")) {
-        const json& devices = value.at("devices");
-        const std::string devicesPath = Validator::join(path, "devices");
-        if (!devices.is_array())
-            v.fail(devicesPath, "expected an array of PCI addresses, found " + std::string(devices.type_name()));
-        for (size_t i = 0; i < devices.size(); ++i) {
-            const std::string itemPath = Validator::join(devicesPath, std::to_string(i));
-            PciAddress address = parseAddress(v, v.expectString(devices[i], itemPath), itemPath);
-            if (std::find(vm.devices.begin(), vm.devices.end(), address) != vm.devices.end())
-                v.fail(itemPath, address.str() + " is listed twice");
-            vm.devices.push_back(std::move(address));
-        }
-    }
+    if (value.contains("devices"))
+        vm.devices = v.expectUniqueList<PciAddress>(
+            value.at("devices"), Validator::join(path, "devices"), "PCI addresses",
+            [&v](const json& item, const std::string& itemPath) { return parseAddress(v, v.expectString(item, itemPath), itemPath); },
+            [](const PciAddress& address) { return address.str(); });
     if (value.contains("bars")) {
         const json& bars = value.at("bars");
         const std::string barsPath = Validator::join(path, "bars");
@@ -287,21 +297,16 @@ VmProfile parseVm(const Validator& v, const std::string& name, const json& value
     if (value.contains("holders"))
         vm.holders = v.expectChoice<HolderPolicy>(value.at("holders"), Validator::join(path, "holders"),
                                                   {{"wait", HolderPolicy::Wait}, {"ignore", HolderPolicy::Ignore}});
-    if (value.contains("stop_units")) {
-        const json& units = value.at("stop_units");
-        const std::string unitsPath = Validator::join(path, "stop_units");
-        if (!units.is_array())
-            v.fail(unitsPath, "expected an array of systemd unit names, found " + std::string(units.type_name()));
-        for (size_t i = 0; i < units.size(); ++i) {
-            const std::string itemPath = Validator::join(unitsPath, std::to_string(i));
-            const std::string& unit = v.expectString(units[i], itemPath);
-            if (!isValidUnitName(unit))
-                v.fail(itemPath, "\"" + unit + "\" is not a systemd unit name (for example nvidia-persistenced.service)");
-            if (std::find(vm.stopUnits.begin(), vm.stopUnits.end(), unit) != vm.stopUnits.end())
-                v.fail(itemPath, unit + " is listed twice");
-            vm.stopUnits.push_back(unit);
-        }
-    }
+    if (value.contains("stop_units"))
+        vm.stopUnits = v.expectUniqueList<std::string>(
+            value.at("stop_units"), Validator::join(path, "stop_units"), "systemd unit names",
+            [&v](const json& item, const std::string& itemPath) {
+                const std::string& unit = v.expectString(item, itemPath);
+                if (!isValidUnitName(unit))
+                    v.fail(itemPath, "\"" + unit + "\" is not a systemd unit name (for example nvidia-persistenced.service)");
+                return unit;
+            },
+            [](const std::string& unit) { return unit; });
     return vm;
 }
 
