@@ -85,6 +85,13 @@ say "EXPOSURE $(systemd-analyze security gpuswapd.service 2>/dev/null | tail -1)
 systemd-sysusers /usr/lib/sysusers.d/gpuswap-system-libvirt.conf
 timed "start libvirtd" systemctl start libvirtd.service
 expect "libvirtd" active "$(systemctl is-active libvirtd.service)"
+# Debian's libvirt-daemon-system enables libvirt-guests (multi-user.target, which this
+# guest does not reach): at the poweroff it shuts running domains down (ON_SHUTDOWN=shutdown)
+# before libvirtd stops, so their release hooks run.
+timed "start libvirt-guests" systemctl start libvirt-guests.service
+expect "libvirt-guests" active "$(systemctl is-active libvirt-guests.service)"
+expect "the package orders libvirt-guests after libvirtd" yes \
+    "$(systemctl show -p After --value libvirt-guests.service | grep -qw libvirtd.service && echo yes || echo no)"
 B=${GPU#*:}; B=${B%%:*}; SLOT=${GPU##*:}; SLOT=${SLOT%.*}
 # gs-metadata and gs-keep have no profile in gpuswapd.json: their <metadata> is their profile.
 profile() { echo "<metadata><gpuswap:profile xmlns:gpuswap=\"https://gpuswap.org/xmlns/profile/1\">$1</gpuswap:profile></metadata>"; }
@@ -93,13 +100,14 @@ for domain in gs-unmanaged:no gs-managed:yes gs-metadata:no gs-keep:no; do
     [ $name = gs-metadata ] && metadata=$(profile '<gpuswap:holders>wait</gpuswap:holders>')
     [ $name = gs-keep ] && metadata=$(profile '<gpuswap:display_manager>keep</gpuswap:display_manager>')
     sed -e "s/@NAME@/$name/" -e "s/@MANAGED@/$managed/" -e "s/@BUS@/$B/" -e "s/@SLOT@/$SLOT/" \
-        -e "s|@METADATA@|$metadata|" $S/domain.xml > /run/gs/$name.xml
+        -e "s|@METADATA@|$metadata|" -e "s|@GUEST@|$S/acpi-guest|" $S/domain.xml > /run/gs/$name.xml
     timed "virsh define $name" virsh define /run/gs/$name.xml
 done
 
-# --- 3./4./5. virsh start and destroy, unmanaged and managed hostdevs ---------------------
-hand_over_with_virsh() {  # domain
-    local name=$1 before; before=$(dm_pid)
+# --- 3./4./5. virsh start, then destroy or shutdown; unmanaged and managed hostdevs -------
+domain_off() { [ "$(virsh domstate "$1" 2>&1 | head -1)" = "shut off" ]; }
+hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest powers off)
+    local name=$1 end=$2 before t; before=$(dm_pid)
     timed "virsh start $name (hook: PrepareVM)" virsh start "$name"
     expect "$name: virsh start rc" 0 $?
     expect "$name: devices while running" "vfio-pci vfio-pci" "$(drivers)"
@@ -109,17 +117,27 @@ hand_over_with_virsh() {  # domain
     expect "$name: display manager was restarted" yes "$([ "$(dm_pid)" != "$before" ] && echo yes || echo no)"
     expect "$name: cards the display manager holds while running" 1 "$(dm_cards)"
     expect "$name: modprobe@vfio_pci after its job" inactive "$(systemctl is-active modprobe@vfio_pci.service)"
-    timed "virsh destroy $name (hook: ReleaseVM)" virsh destroy "$name"
-    expect "$name: devices after destroy" "bochs-drm snd_hda_intel" "$(drivers)"
+    if [ "$end" = destroy ]; then
+        timed "virsh destroy $name (hook: ReleaseVM)" virsh destroy "$name"
+    else
+        # The guest powers off on the ACPI power button; libvirtd sees QEMU exit by itself
+        # and runs the release hook.
+        t=$(up)
+        timed "virsh shutdown $name" virsh shutdown "$name"
+        wait_for 60 domain_off "$name" && wait_for 60 host_drivers_back
+        say "TIME virsh shutdown $name until shut off (hook: ReleaseVM) $(since "$t") s"
+        expect "$name: domain state after shutdown" "shut off" "$(virsh domstate "$name" 2>&1 | head -1)"
+    fi
+    expect "$name: devices after $end" "bochs-drm snd_hda_intel" "$(drivers)"
     expect "$name: DRM card node back" yes "$(ls $P/devices/$GPU/drm 2>/dev/null | grep -q '^card' && ls /dev/dri/by-path/ | grep -q "pci-$GPU-card" && echo yes || echo no)"
-    expect "$name: display manager after destroy" active "$(systemctl is-active display-manager.service)"
-    expect "$name: cards the display manager holds after destroy" 2 "$(dm_cards)"
+    expect "$name: display manager after $end" active "$(systemctl is-active display-manager.service)"
+    expect "$name: cards the display manager holds after $end" 2 "$(dm_cards)"
 }
-hand_over_with_virsh gs-unmanaged
-hand_over_with_virsh gs-managed
+hand_over_with_virsh gs-unmanaged destroy
+hand_over_with_virsh gs-managed shutdown
 
 # Zero configuration: a profile in the domain's metadata only.
-hand_over_with_virsh gs-metadata
+hand_over_with_virsh gs-metadata destroy
 
 # "keep" on a GPU that drives a screen: the kernel's DRM console lit its connector up
 # (drm/cardN/cardN-Virtual-1/enabled), so the start is refused and nothing moves.
@@ -202,6 +220,12 @@ journalctl -b -u gpuswapd.service -u libvirtd.service -u display-manager.service
 timed "virsh start gs-unmanaged before poweroff" virsh start gs-unmanaged
 expect "before poweroff: devices" "vfio-pci vfio-pci" "$(drivers)"
 expect "before poweroff: domain" running "$(virsh domstate gs-unmanaged 2>&1 | head -1)"
+# What libvirt-guests' ON_SHUTDOWN=suspend would do: libvirt cannot save a domain with a
+# passed-through PCI device, and the domain runs on.
+out=$(virsh managedsave gs-unmanaged 2>&1); rc=$?
+say "INFO virsh managedsave gs-unmanaged: rc $rc $(tr '\n' ' ' <<<"$out")"
+expect "managedsave refused with a PCI hostdev" 1 "$rc"
+expect "after the refused managedsave: domain" running "$(virsh domstate gs-unmanaged 2>&1 | head -1)"
 systemctl start gpuswap-system-journal.service
 if [ ${#FAILS[@]} = 0 ]; then
     rm -f /run/gs/exit-code
