@@ -14,7 +14,6 @@ crosses FUSE to the Python fake kernel, so the time one write of nothing costs h
 harness clearing an override that is already clear) times the writes of a swap is taken
 off; what is left is gpuswapd's own overhead (a child process per write, its reads, bus
 and journal), still under the umockdev preload that every file call of it passes through.
-Measured so: 0.4 ms a write round trip, so the simulator is not where the ~80 ms go.
 Prints figures; asserts no times.
 """
 import os

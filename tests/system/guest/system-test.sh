@@ -86,8 +86,8 @@ systemd-sysusers /usr/lib/sysusers.d/gpuswap-system-libvirt.conf
 timed "start libvirtd" systemctl start libvirtd.service
 expect "libvirtd" active "$(systemctl is-active libvirtd.service)"
 # Debian's libvirt-daemon-system enables libvirt-guests (multi-user.target, which this
-# guest does not reach): at the poweroff it shuts running domains down (ON_SHUTDOWN=shutdown)
-# before libvirtd stops, so their release hooks run.
+# guest does not reach): at the poweroff it shuts running domains down (ON_SHUTDOWN=shutdown);
+# the package's drop-in makes libvirtd wait for it, so their release hooks run.
 timed "start libvirt-guests" systemctl start libvirt-guests.service
 expect "libvirt-guests" active "$(systemctl is-active libvirt-guests.service)"
 expect "the package orders libvirt-guests after libvirtd" yes \
@@ -105,13 +105,14 @@ for domain in gs-unmanaged:no gs-managed:yes gs-metadata:no gs-keep:no; do
 done
 
 # --- 3./4./5. virsh start, then destroy or shutdown; unmanaged and managed hostdevs -------
-domain_off() { [ "$(virsh domstate "$1" 2>&1 | head -1)" = "shut off" ]; }
+domain_state() { virsh domstate "$1" 2>&1 | head -1; }
+domain_off() { [ "$(domain_state "$1")" = "shut off" ]; }
 hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest powers off)
     local name=$1 end=$2 before t; before=$(dm_pid)
     timed "virsh start $name (hook: PrepareVM)" virsh start "$name"
     expect "$name: virsh start rc" 0 $?
     expect "$name: devices while running" "vfio-pci vfio-pci" "$(drivers)"
-    expect "$name: domain state" running "$(virsh domstate "$name" 2>&1 | head -1)"
+    expect "$name: domain state" running "$(domain_state "$name")"
     expect "$name: nested QEMU holds /dev/vfio/$GROUP" yes "$(qemu_holds_group "$name")"
     expect "$name: display manager while running" active "$(systemctl is-active display-manager.service)"
     expect "$name: display manager was restarted" yes "$([ "$(dm_pid)" != "$before" ] && echo yes || echo no)"
@@ -126,7 +127,7 @@ hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest
         timed "virsh shutdown $name" virsh shutdown "$name"
         wait_for 60 domain_off "$name" && wait_for 60 host_drivers_back
         say "TIME virsh shutdown $name until shut off (hook: ReleaseVM) $(since "$t") s"
-        expect "$name: domain state after shutdown" "shut off" "$(virsh domstate "$name" 2>&1 | head -1)"
+        expect "$name: domain state after shutdown" "shut off" "$(domain_state "$name")"
     fi
     expect "$name: devices after $end" "bochs-drm snd_hda_intel" "$(drivers)"
     expect "$name: DRM card node back" yes "$(ls $P/devices/$GPU/drm 2>/dev/null | grep -q '^card' && ls /dev/dri/by-path/ | grep -q "pci-$GPU-card" && echo yes || echo no)"
@@ -219,13 +220,13 @@ journalctl -b -u gpuswapd.service -u libvirtd.service -u display-manager.service
 # --- 8. poweroff with a VM running: the host reads the journal of the shutdown ------------
 timed "virsh start gs-unmanaged before poweroff" virsh start gs-unmanaged
 expect "before poweroff: devices" "vfio-pci vfio-pci" "$(drivers)"
-expect "before poweroff: domain" running "$(virsh domstate gs-unmanaged 2>&1 | head -1)"
+expect "before poweroff: domain" running "$(domain_state gs-unmanaged)"
 # What libvirt-guests' ON_SHUTDOWN=suspend would do: libvirt cannot save a domain with a
 # passed-through PCI device, and the domain runs on.
 out=$(virsh managedsave gs-unmanaged 2>&1); rc=$?
 say "INFO virsh managedsave gs-unmanaged: rc $rc $(tr '\n' ' ' <<<"$out")"
 expect "managedsave refused with a PCI hostdev" 1 "$rc"
-expect "after the refused managedsave: domain" running "$(virsh domstate gs-unmanaged 2>&1 | head -1)"
+expect "after the refused managedsave: domain" running "$(domain_state gs-unmanaged)"
 systemctl start gpuswap-system-journal.service
 if [ ${#FAILS[@]} = 0 ]; then
     rm -f /run/gs/exit-code
