@@ -6,11 +6,14 @@
  * writing SLP_EN with SLP_TYP 0 to PM1_CNT powers the machine off (acpi_pm1_cnt_write).
  * The status is looked at on every timer tick (the firmware's PIT at 18.2 Hz through the
  * PIC), so the guest sleeps in hlt in between. q35 only: the PM base comes from the LPC
- * bridge's PMBASE register (00:1f.0, offset 0x40). */
+ * bridge's PMBASE register (00:1f.0, offset 0x40). A press before PWRBTN_EN is set is lost
+ * (no status bit is set), as an OS that is still booting ignores the button: the guest
+ * says "ready" on its first serial port once it listens, and the test presses only then. */
         .set MB_MAGIC, 0x1BADB002
         .set MB_FLAGS, 0
         .set PWRBTN, 0x0100             /* PWRBTN_STS in PM1_STS, PWRBTN_EN in PM1_EN */
         .set SLP_EN, 0x2000             /* in PM1_CNT; SLP_TYP 0 is S5 in QEMU */
+        .set COM1, 0x3f8                /* transmit register; QEMU's 16550 needs no setup */
 
         .text
         .code32
@@ -46,7 +49,15 @@ _start:
         add $2, %edx                    /* PM1_EN */
         mov $PWRBTN, %ax
         out %ax, %dx
-        sti
+
+        mov $ready, %esi
+        mov $COM1, %dx
+4:      lodsb
+        test %al, %al
+        jz 5f
+        out %al, %dx
+        jmp 4b
+5:      sti
 2:      hlt
         jmp 2b
 
@@ -73,6 +84,8 @@ idt_pointer:
         .long idt
 pm_base:
         .long 0
+ready:
+        .asciz "ready\n"
 
         .bss
         .align 8

@@ -10,7 +10,8 @@ mkdir -p $OUT; : > $OUT/test.log
 echo 1 > /run/gs/exit-code          # a crash of this script is a failure (exit-status)
 FAILS=()
 up() { cut -d' ' -f1 /proc/uptime; }
-say() { echo "@@$* t=$(up)" | tee -a $OUT/test.log; }
+# The file first: if journald stopped reading the service's output, the line is still there.
+say() { local line; line="@@$* t=$(up)"; echo "$line" >> $OUT/test.log; echo "$line"; }
 expect() {  # what, wanted, got
     if [ "$2" = "$3" ]; then say "OK $1 = $3"; else say "FAIL $1: want [$2] got [$3]"; FAILS+=("$1"); fi
 }
@@ -42,6 +43,12 @@ wait_for() {  # seconds, command...: until the command succeeds (what a user wat
 is_active() { [ "$(systemctl is-active "$1")" = "$2" ]; }
 host_drivers_back() { [ "$(drivers)" = "bochs-drm snd_hda_intel" ]; }
 
+# The checks end at about t=200 s (t=250 s in CI). A hang anywhere (a virsh that never
+# returns, a hook holding libvirtd's domain lock) must end in a report of what waits for
+# what, and soon: at t=600 s hang-report writes it and ends the guest.
+WATCHDOG_AT=600
+( sleep $(( WATCHDOG_AT - $(up | cut -d. -f1) )) && $S/hang-report $OUT $$ > /dev/null 2>&1 ) &
+watchdog=$!
 say "START kernel=$(uname -r) root=$(findmnt -no FSTYPE /)"
 expect "PID 1" systemd "$(ps -p 1 -o comm=)"
 state=$(systemctl is-system-running --wait)
@@ -107,8 +114,15 @@ done
 # --- 3./4./5. virsh start, then destroy or shutdown; unmanaged and managed hostdevs -------
 domain_state() { virsh domstate "$1" 2>&1 | head -1; }
 domain_off() { [ "$(domain_state "$1")" = "shut off" ]; }
+guest_listens() { grep -qs '^ready' "/run/gs/$1.serial"; }
+wait_until_guest_listens() {  # domain, its start time: a press before this is lost
+    wait_for 120 guest_listens "$1"
+    expect "$1: the guest listens to the power button (its serial port says ready)" yes \
+        "$(guest_listens "$1" && echo yes || echo no)"
+    say "TIME $1: guest ready $(since "$2") s after virsh start"
+}
 hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest powers off)
-    local name=$1 end=$2 before t; before=$(dm_pid)
+    local name=$1 end=$2 before started t; before=$(dm_pid) started=$(up)
     timed "virsh start $name (hook: PrepareVM)" virsh start "$name"
     expect "$name: virsh start rc" 0 $?
     expect "$name: devices while running" "vfio-pci vfio-pci" "$(drivers)"
@@ -123,6 +137,7 @@ hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest
     else
         # The guest powers off on the ACPI power button; libvirtd sees QEMU exit by itself
         # and runs the release hook.
+        wait_until_guest_listens "$name" "$started"
         t=$(up)
         timed "virsh shutdown $name" virsh shutdown "$name"
         wait_for 60 domain_off "$name" && wait_for 60 host_drivers_back
@@ -218,6 +233,7 @@ journalctl -b -u gpuswapd.service -u libvirtd.service -u display-manager.service
     > $OUT/journal-before-poweroff.txt 2>&1
 
 # --- 8. poweroff with a VM running: the host reads the journal of the shutdown ------------
+started=$(up)
 timed "virsh start gs-unmanaged before poweroff" virsh start gs-unmanaged
 expect "before poweroff: devices" "vfio-pci vfio-pci" "$(drivers)"
 expect "before poweroff: domain" running "$(domain_state gs-unmanaged)"
@@ -227,6 +243,7 @@ out=$(virsh managedsave gs-unmanaged 2>&1); rc=$?
 say "INFO virsh managedsave gs-unmanaged: rc $rc $(tr '\n' ' ' <<<"$out")"
 expect "managedsave refused with a PCI hostdev" 1 "$rc"
 expect "after the refused managedsave: domain" running "$(domain_state gs-unmanaged)"
+wait_until_guest_listens gs-unmanaged "$started"   # libvirt-guests presses the button once
 systemctl start gpuswap-system-journal.service
 if [ ${#FAILS[@]} = 0 ]; then
     rm -f /run/gs/exit-code
@@ -235,6 +252,7 @@ else
     echo 2 > /run/gs/exit-code
     say "RESULT FAIL ${FAILS[*]}"
 fi
+kill $watchdog
 say "POWEROFF"
 sync
 systemctl --no-block poweroff
