@@ -19,6 +19,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 #include <map>
@@ -61,8 +62,17 @@ public:
     void deviceChanged(const PciDevice& device, const std::vector<std::string>& properties) override
     {
         objects_.at(device.address)->update(device, properties);
-        log::info(device.address.str() + " is now on " + (device.driver.empty() ? "no driver" : device.driver),
-                  {{"DEVICE", device.address.str()}, {"DRIVER", device.driver}});
+        // A driver's unbind and probe also add and remove its DRM and sound nodes: the
+        // journal names the driver only when it is the driver that changed.
+        if (std::find(properties.begin(), properties.end(), "Driver") != properties.end()) {
+            log::info(device.address.str() + " is now on " + (device.driver.empty() ? "no driver" : device.driver),
+                      {{"DEVICE", device.address.str()}, {"DRIVER", device.driver}});
+            return;
+        }
+        std::string changed;
+        for (const std::string& name : properties)
+            changed += (changed.empty() ? "" : ", ") + name;
+        log::debug(device.address.str() + " changed: " + changed, {{"DEVICE", device.address.str()}});
     }
     void deviceRemoved(const PciAddress& address) override
     {

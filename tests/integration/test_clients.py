@@ -273,6 +273,14 @@ def every_log_line_of_an_operation_names_it(sim):
     done = [line for line in operation if ': done after ' in line]
     assert len(done) >= 8 and all(re.search(r'STEP_USEC=\d+ .*STEP=\d+', line) for line in done), done
     assert re.search(r'done after [0-9.]+ s: stop display-manager.service', done[0]), done[0]
+    # Each function's driver changes twice, and is named twice: not again when the unbind
+    # removes the card's DRM or sound nodes.
+    moved = {re.search(r'DEVICE=(\S+)', line).group(1) for line in operation if ' is now on ' in line}
+    assert len(moved) == 2, operation
+    for device in moved:
+        drivers = [re.search(r' is now on (.+?) DEVICE=', line).group(1)
+                   for line in operation if f'info: {device} is now on ' in line]
+        assert drivers == ['no driver', 'vfio-pci'], (device, drivers)
     catalog = open(os.path.join(SOURCE_ROOT, 'systemd', 'gpuswapd.catalog')).read()
     for message_id in ('22828cc8c2274f14b728ae6067d5783d', 'eb8cc69534be4841a7d6fcc16ae5d629',
                        'dc4fb2cd579a47cf9a6cf04b8b7345ab'):
