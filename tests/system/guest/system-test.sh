@@ -116,9 +116,9 @@ domain_state() { virsh domstate "$1" 2>&1 | head -1; }
 domain_off() { [ "$(domain_state "$1")" = "shut off" ]; }
 guest_listens() { grep -qs '^ready' "/run/gs/$1.serial"; }
 wait_until_guest_listens() {  # domain, its start time: a press before this is lost
-    wait_for 120 guest_listens "$1"
-    expect "$1: the guest listens to the power button (its serial port says ready)" yes \
-        "$(guest_listens "$1" && echo yes || echo no)"
+    local ready=yes
+    wait_for 120 guest_listens "$1" || ready=no
+    expect "$1: the guest listens to the power button (its serial port says ready)" yes "$ready"
     say "TIME $1: guest ready $(since "$2") s after virsh start"
 }
 hand_over_with_virsh() {  # domain, how it ends: destroy, or shutdown (the guest powers off)
